@@ -62,6 +62,24 @@ def build_pool(per_source: int, seed: int):
     return out, counts
 
 
+def add_arm_args(ap: argparse.ArgumentParser) -> None:
+    """Trainer settings shared by every reward model of the experiment (gold, current, arms)."""
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--length-policy", default="truncate", help="truncate keeps every pair (the start of an over-long response)")
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--pairs-per-step", type=int, default=16)
+    ap.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the reward head (a fresh head needs a large one)")
+    ap.add_argument("--top-layers", type=int, default=0, help="train only the top N layers (0: the full model)")
+
+
+def arm_settings(args) -> dict:
+    return {"model": "minilm", "max_length": args.max_length, "length_policy": args.length_policy, "epochs": args.epochs,
+            "train_top_layers": args.top_layers, "precision": "auto", "eval_fraction": 0.0, "progress": False,
+            "tensorboard": False, "pairs_per_step": args.pairs_per_step, "learning_rate": args.lr,
+            "head_learning_rate": args.head_lr, "warmup_ratio": 0.1}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="/tmp/curation_bench")
@@ -73,11 +91,7 @@ def main(argv=None):
     ap.add_argument("--n-samples", type=int, default=1, help="judge samples per pair")
     ap.add_argument("--max-examples", type=int, default=0, help="retrieved human-verified examples in the judge prompt")
     ap.add_argument("--judge-chars", type=int, default=200, help="characters kept of each message in the judge prompt")
-    ap.add_argument("--max-length", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--pairs-per-step", type=int, default=8)
-    ap.add_argument("--head-lr", type=float, default=5e-3, help="learning rate of the reward head (a fresh head needs a large one)")
-    ap.add_argument("--top-layers", type=int, default=2)
+    add_arm_args(ap)
     args = ap.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent: this benchmark needs the shared data folder")
@@ -105,9 +119,7 @@ def main(argv=None):
             with PoolWriter(d) as w:
                 w.write_all(recs)
     print(f"pool: {counts} -> gold {len(gold)}, noisy {len(noisy)} ({len(flipped_ids)} flipped)", flush=True)
-    rm = {"model": "minilm", "max_length": args.max_length, "epochs": 1.0, "train_top_layers": args.top_layers,
-          "precision": "fp32", "eval_fraction": 0.0, "progress": False, "tensorboard": False, "pairs_per_step": args.pairs_per_step,
-          "learning_rate": args.lr, "head_learning_rate": args.head_lr}
+    rm = arm_settings(args)
     cfg = {
         "pool": str(out / "noisy"), "gold": str(out / "gold"), "data_dir": str(DATA),
         "prep": {"enabled": True, "near_dup": True, "decontaminate": True},

@@ -8,7 +8,7 @@ alone), and drives each with ``--concurrency`` async httpx clients sending
 errors per mode, the throughput ratio (target >= 3x), and the largest difference
 between the rewards the two modes returned for the same conversation.
 
-    python bench/serve_load.py [--model minilm] [--requests 2000] [--concurrency 32] [--threads 1]
+    python bench/serve_load.py [--model minilm] [--requests 2000] [--concurrency 32] [--threads 2] [--precision fp32]
 """
 
 from __future__ import annotations
@@ -90,6 +90,25 @@ def seeded_checkpoint(model: str, directory: str) -> str:
 
     torch.manual_seed(0)
     return str(RewardModel.from_pretrained(model, device="cpu").save_pretrained(directory))
+
+
+def model_only_ceiling(checkpoint: str, convs: list, budget: int, threads: int, precision: str) -> dict:
+    """Per-item scoring time with no server at all: each conversation alone vs token-budget
+    batches. Their ratio is the most any micro-batching server can gain on this hardware."""
+    import torch
+
+    from synpref.model import RewardModel
+
+    torch.set_num_threads(threads)
+    rm = RewardModel.from_pretrained(checkpoint, device="cpu")
+    encoded = [rm.encode(c) for c in convs]
+    out = {}
+    for name, tokens in (("alone", 1), ("batched", budget)):
+        rm.score_encoded(encoded[:16], max_batch_tokens=tokens, precision=precision)  # warm-up
+        started = time.perf_counter()
+        rm.score_encoded(encoded, max_batch_tokens=tokens, precision=precision)
+        out[name] = 1000 * (time.perf_counter() - started) / len(encoded)
+    return out
 
 
 def start_server(model: str, port: int, batching: bool, extra: list[str]) -> subprocess.Popen:
@@ -184,12 +203,13 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=500, help="distinct conversations cycled through")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--max-batch-tokens", type=int, default=512, help="on CPU small budgets win: tight length groups, little padding")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads in the server (same in both modes)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads in the server (same in both modes)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32", help="server precision (same in both modes)")
     args = ap.parse_args()
 
     convs = conversations(args.conversations)
     results = {}
-    server_args = ["--max-wait-ms", str(args.max_wait_ms), "--max-batch-tokens", str(args.max_batch_tokens), "--threads", str(args.threads)]
+    server_args = ["--max-wait-ms", str(args.max_wait_ms), "--max-batch-tokens", str(args.max_batch_tokens), "--threads", str(args.threads), "--precision", args.precision]
     tmp = tempfile.TemporaryDirectory(prefix="serve-load-")
     checkpoint = seeded_checkpoint(args.model, tmp.name)
     for mode, batching in (("micro-batching", True), ("no batching", False)):
@@ -200,9 +220,10 @@ def main() -> None:
         finally:
             stop_server(proc)
 
+    ceiling = model_only_ceiling(checkpoint, convs, args.max_batch_tokens, args.threads, args.precision)
     tmp.cleanup()
     print(
-        f"model={args.model} requests={args.requests} concurrency={args.concurrency} threads={args.threads} "
+        f"model={args.model} requests={args.requests} concurrency={args.concurrency} threads={args.threads} precision={args.precision} "
         f"max_batch_tokens={args.max_batch_tokens} max_wait_ms={args.max_wait_ms} cpus={os.cpu_count()} (loopback)"
     )
     print(f"{'mode':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'seconds':>9}{'req/model call':>16}")
@@ -216,6 +237,8 @@ def main() -> None:
     common = on["rewards"].keys() & off["rewards"].keys()
     diff = max((abs(on["rewards"][k] - off["rewards"][k]) for k in common), default=float("nan"))
     print(f"throughput ratio (micro-batching / none): {ratio:.2f}x (target >= 3x)")
+    print(f"model alone, no server: {ceiling['alone']:.1f} ms/conversation scored one at a time, {ceiling['batched']:.1f} ms batched "
+          f"-> at most {ceiling['alone'] / ceiling['batched']:.2f}x from batching on this hardware")
     print(f"max |reward difference| between modes over {len(common)} conversations: {diff:.2e}")
     if on["errors"] or off["errors"]:
         sys.exit("errors occurred")

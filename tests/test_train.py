@@ -155,6 +155,53 @@ def test_margin_and_centering_reach_the_training_loss(tiny_bert_nodropout, tmp_p
     assert losses["center"] - losses["plain"] == pytest.approx(float((0.1 * (rc + rr) ** 2).mean()), rel=1e-3, abs=1e-6)
 
 
+def test_dropout_is_off_while_training_unless_asked(tiny_bert, tmp_path):
+    """tiny_bert has dropout 0.1: with lr=0 the logged loss equals the eval-mode loss only
+    when the trainer switched dropout off (the default), and differs when it was kept."""
+    from synpref.model import RewardModel
+
+    recs = synthetic_records(16)
+    rc, rr = torch.tensor(RewardModel.from_pretrained(tiny_bert).score_pairs(recs)).T.double()
+    expected = float(torch.nn.functional.softplus(-(rc - rr)).mean())
+    losses = {}
+    for name, off in (("off", True), ("kept", False)):
+        train(_cfg(tiny_bert, tmp_path / name, learning_rate=0.0, max_steps=1, eval_fraction=0.0, disable_dropout=off), records=recs)
+        losses[name] = _metrics(tmp_path / name)[0]["loss"]
+    assert losses["off"] == pytest.approx(expected, rel=1e-5)
+    assert losses["kept"] != pytest.approx(expected, rel=1e-5)
+
+
+def test_disable_dropout_reaches_modules_and_float_attributes():
+    from torch import nn
+
+    from synpref.train.model_setup import disable_dropout
+
+    class Attention(nn.Module):  # Llama-style: the probability is a float attribute
+        def __init__(self):
+            super().__init__()
+            self.attention_dropout = 0.1
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1), Attention(), nn.Dropout(0.0))
+    assert disable_dropout(model) == 2
+    assert model[1].p == 0.0 and model[2].attention_dropout == 0.0
+
+
+def test_length_groups_cover_everything_and_cut_padding():
+    from synpref.batching import length_groups
+
+    rng = random.Random(3)
+    for n in (1, 2, 7, 40):
+        lengths = [rng.choice([rng.randint(5, 20), rng.randint(200, 260)]) for _ in range(n)]
+        groups = length_groups(lengths, max_groups=4, overhead_tokens=16)
+        assert sorted(i for g in groups for i in g) == list(range(n)) and 1 <= len(groups) <= 4
+        padded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+        assert padded + 16 * len(groups) <= n * max(lengths) + 16
+    bimodal = [10, 250, 12, 240, 11, 255]
+    assert sorted(sorted(g) for g in length_groups(bimodal)) == [[0, 2, 4], [1, 3, 5]]
+    assert length_groups([100] * 5) == [[0, 1, 2, 3, 4]]  # equal lengths: one forward
+    assert length_groups([]) == []
+
+
 # -- data plumbing ------------------------------------------------------------------------
 def test_split_by_prompt_and_step_plan():
     recs = synthetic_records(200)

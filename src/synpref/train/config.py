@@ -80,6 +80,7 @@ class TrainConfig:
     lora_alpha: int = _f(16, "LoRA alpha.")
     lora_dropout: float = _f(0.0, "LoRA dropout.")
     lora_target_modules: list[str] = _f([], "LoRA target modules (default: all linear layers of the backbone).")
+    disable_dropout: bool = _f(True, "Switch off every dropout in the model while training (TRL's RewardTrainer does the same by default).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (less memory, ~30% slower).")
     # -- hardware -------------------------------------------------------------------
     precision: str = _f("auto", "fp32 | bf16 (autocast) | auto (bf16 where the hardware supports it).")

@@ -33,6 +33,21 @@ def find_layer_list(model) -> tuple[str, nn.ModuleList]:
     return best[0], best[1]
 
 
+def disable_dropout(model: nn.Module) -> int:
+    """Set every dropout probability to 0 (usual for reward models: the loss compares two
+    forward passes, and dropout noise in either blurs the comparison). Returns how many
+    dropout sites were switched off."""
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.Dropout) and module.p:
+            module.p = 0.0
+            changed += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float) and module.attention_dropout:
+            module.attention_dropout = 0.0  # Llama-style attention keeps a float, not a module
+            changed += 1
+    return changed
+
+
 def head_parameter_names(model) -> list[str]:
     """Parameters outside the backbone: the reward head (``classifier``, ``score``)."""
     base = _base(model)

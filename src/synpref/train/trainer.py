@@ -21,13 +21,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..batching import length_groups
 from ..schema import Record
 from ..text import TextPolicy
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .data import EncodedPair, epoch_steps, micro_batches, prepare_pairs, read_records, records_checksum, shard
 from .losses import pair_loss
-from .model_setup import add_lora, count_parameters, merge_lora, set_trainable, trainable_parameters
+from .model_setup import add_lora, count_parameters, disable_dropout, merge_lora, set_trainable, trainable_parameters
 
 # Fields that may change between a run and its resumption.
 _RESUMABLE_CHANGES = {"progress", "tensorboard", "log_every", "eval_every", "save_every", "num_threads", "run_dir"}
@@ -115,13 +116,24 @@ def _optimizer(model, cfg: TrainConfig, head_names: set[str]):
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
-def _batch_rewards(rm, pairs: Sequence[EncodedPair], autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chosen and rejected of every pair in ONE forward pass."""
-    batch = rm.collate([p.chosen for p in pairs] + [p.rejected for p in pairs])
+def _batch_rewards(rm, pairs: Sequence[EncodedPair], autocast) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward
+    pass), and the padded tokens that took.
+
+    The 2n sequences are forwarded in a few groups of similar length rather than padded to
+    one common length (rewards do not depend on the batch, so only the padding changes).
+    """
+    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    groups = length_groups([len(s) for s in seqs])
+    parts = []
     with autocast():
-        rewards = rm.forward(batch)
+        for group in groups:
+            parts.append(rm.forward(rm.collate([seqs[i] for i in group])))
+    order = torch.tensor([i for group in groups for i in group])
+    rewards = torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to input order
     n = len(pairs)
-    return rewards[:n], rewards[n:]
+    padded = sum(len(group) * max(len(seqs[i]) for i in group) for group in groups)
+    return rewards[:n], rewards[n:], padded
 
 
 def _sum_across(accelerator, values: Sequence[float]) -> list[float]:
@@ -140,7 +152,7 @@ def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_bat
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
     correct = margin = loss = 0.0
     for mb in micro_batches(mine, lengths, max_batch_tokens):
-        r_c, r_r = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
+        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
         diff = (r_c - r_r).double()
         correct += float((diff > 0).sum())
         margin += float(diff.sum())
@@ -164,7 +176,7 @@ def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max
     mine = idx[accelerator.process_index :: accelerator.num_processes]
     s = ss = 0.0
     for mb in micro_batches(mine, lengths, max_batch_tokens):
-        r_c, r_r = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
+        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
         r = torch.cat([r_c, r_r]).double()
         s += float(r.sum())
         ss += float((r * r).sum())
@@ -241,6 +253,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
 
     head_modules = {n.split(".")[0] for n in head_parameter_names(model)}
     param_info = set_trainable(model, freeze_backbone=cfg.freeze_backbone, top_layers=cfg.train_top_layers)
+    if cfg.disable_dropout:
+        disable_dropout(model)
     if cfg.lora:
         model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules)
         rm.model = model
@@ -353,7 +367,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
         n_step = len(step)
         for mb in micro_batches(shard(step, rank, world), lengths, budget):
             pairs = [train_pairs[i] for i in mb]
-            r_c, r_r = _batch_rewards(rm, pairs, autocast)
+            r_c, r_r, padded = _batch_rewards(rm, pairs, autocast)
             margin = margins[mb].to(r_c.device) * cfg.margin_scale if cfg.use_margin else None
             per_pair = pair_loss(r_c, r_r, margin=margin, center_coef=cfg.center_rewards_coef, loss=cfg.loss)
             loss = (per_pair * weights[mb].to(r_c.device)).sum() / n_step
@@ -365,7 +379,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
                 window["margin"] += float(diff.sum())
                 window["pairs"] += len(mb)
                 window["tokens"] += sum(len(p.chosen) + len(p.rejected) for p in pairs)
-                window["padded"] += 2 * len(mb) * max(p.length for p in pairs)
+                window["padded"] += padded
         _allreduce_grads(params, accelerator)
         grad_norm = None
         if cfg.max_grad_norm:
