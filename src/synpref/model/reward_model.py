@@ -156,18 +156,7 @@ class RewardModel:
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Rewards for a collated batch, shape (batch,). Differentiable."""
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        model = self.model
-        head = _score_head(model)
-        if head is None:  # encoder classifiers pool internally (CLS)
-            return model(**batch).logits[:, 0].float()
-        # Decoder classifiers: read the hidden state at the last real token
-        # ourselves, so the result never depends on which id padding uses.
-        backbone = _backbone(model)
-        hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        last = batch["attention_mask"].sum(dim=1) - 1
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return head(pooled)[:, 0].float()
+        return rewards_of(self.model, {k: v.to(self.device) for k, v in batch.items()})
 
     # -- scoring -------------------------------------------------------------
     @torch.inference_mode()
@@ -243,6 +232,36 @@ class RewardModel:
             convs += [rec.conversation(0), rec.conversation(1)]
         flat = self.score(convs, **kw)
         return list(zip(flat[0::2], flat[1::2]))
+
+
+def rewards_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rewards of a sequence classifier for a collated batch already on its device."""
+    head = _score_head(model)
+    if head is None:  # encoder classifiers pool internally (CLS)
+        return model(**batch).logits[:, 0].float()
+    # Decoder classifiers: read the hidden state at the last real token
+    # ourselves, so the result never depends on which id padding uses.
+    backbone = _backbone(model)
+    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    last = batch["attention_mask"].sum(dim=1) - 1
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    return head(pooled)[:, 0].float()
+
+
+class RewardPooling(torch.nn.Module):
+    """``RewardModel.forward`` as one module around the classifier.
+
+    For wrappers that act in the root module's forward hooks (FSDP2 gathers the
+    embeddings and the head there): ``rewards_of`` calls the backbone and the head
+    directly, which would bypass the classifier's own hooks.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return rewards_of(self.model, batch)
 
 
 def _score_head(model):

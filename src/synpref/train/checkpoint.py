@@ -3,7 +3,8 @@
 A checkpoint is ``RUN_DIR/checkpoints/checkpoint-<step>/`` holding
 
 * ``state.pt``: the trainable parameters (frozen ones are reloaded from the base
-  model), optimizer and scheduler state;
+  model), optimizer and scheduler state (a sharded run gathers full tensors into
+  it, so it is the same kind of file);
 * ``rng-<rank>.pt``: every process's Python, NumPy and torch RNG states;
 * ``trainer_state.json``: step, epoch, position in the epoch's step list.
 
@@ -88,8 +89,23 @@ def clean_partial(run_dir: str | Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, scheduler, trainer_state: dict, keep: int = 1) -> Path:
-    """Collective: every process calls it (each writes its RNG state)."""
+def _training_state(accelerator, model, optimizer, sharded_root) -> tuple[dict, dict]:
+    """Trainable parameters and optimizer state, complete on the main process (collective when sharded)."""
+    if sharded_root is not None:
+        from .sharding import full_state
+
+        return full_state(sharded_root, optimizer, trainable_only=True)
+    if not accelerator.is_main_process:
+        return {}, {}
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}, optimizer.state_dict()
+
+
+def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, scheduler, trainer_state: dict, keep: int = 1,
+                    sharded_root=None) -> Path:
+    """Collective: every process calls it (each writes its RNG state).
+
+    ``sharded_root``: the FSDP root module when ``model`` is sharded (its state is gathered).
+    """
     root = checkpoints_dir(run_dir)
     tmp = root / f".tmp-{step}"
     final = root / f"checkpoint-{step}"
@@ -98,11 +114,12 @@ def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, schedu
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     _save(rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
+    trainable, optimizer_state = _training_state(accelerator, model, optimizer, sharded_root)
     if accelerator.is_main_process:
-        trainable = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-        _save({"model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / STATE)
+        _save({"model": trainable, "optimizer": optimizer_state, "scheduler": scheduler.state_dict()}, tmp / STATE)
         with open(tmp / TRAINER_STATE, "w") as f:
-            json.dump({**trainer_state, "step": step, "num_processes": accelerator.num_processes}, f, indent=2)
+            json.dump({**trainer_state, "step": step, "num_processes": accelerator.num_processes,
+                       "sharded": sharded_root is not None}, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
     accelerator.wait_for_everyone()
@@ -121,23 +138,35 @@ def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, schedu
     return final
 
 
-def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler) -> dict:
-    """Restore model, optimizer, scheduler and this process's RNG; return the trainer state."""
+def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sharded_root=None) -> dict:
+    """Restore model, optimizer, scheduler and this process's RNG; return the trainer state.
+
+    Collective when ``sharded_root`` is given (every process reads the full state and keeps its shard).
+    """
     trainer_state = json.loads((path / TRAINER_STATE).read_text())
     if trainer_state.get("num_processes", 1) != accelerator.num_processes:
         raise RuntimeError(
             f"{path} was written by {trainer_state.get('num_processes')} process(es); resume with the same number "
             f"(now {accelerator.num_processes}) so the data order and RNG streams match"
         )
+    was_sharded = trainer_state.get("sharded", False)
+    if was_sharded != (sharded_root is not None):
+        raise RuntimeError(f"{path} was written by {'an FSDP' if was_sharded else 'a data-parallel'} run; "
+                           "resume it with the same kind of accelerate launch")
     state = torch.load(path / STATE, map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state["model"]]
     if missing:
         raise RuntimeError(f"{path}: checkpoint lacks trainable parameters {missing[:5]} (different training options?)")
-    with torch.no_grad():
-        for n, t in state["model"].items():
-            params[n].copy_(t)
-    optimizer.load_state_dict(state["optimizer"])
+    if sharded_root is not None:
+        from .sharding import load_full_state
+
+        load_full_state(sharded_root, optimizer, state["model"], state["optimizer"])
+    else:
+        with torch.no_grad():
+            for n, t in state["model"].items():
+                params[n].copy_(t)
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng_file = path / f"rng-{accelerator.process_index}.pt"
     set_rng_state(torch.load(rng_file, weights_only=False))

@@ -1,9 +1,11 @@
 """The training loop: ``train(config) -> summary``.
 
-Works in one process or in each process of ``accelerate launch`` (data-parallel:
-every process holds the whole model, takes its share of each optimizer step's
-pairs, and the gradients are summed across processes before the step). Only the
-main process writes files and logs.
+Works in one process or in each process of ``accelerate launch``. Data-parallel
+(DDP-style): every process holds the whole model, takes its share of each optimizer
+step's pairs, and the gradients are summed across processes before the step.
+Sharded (an accelerate config with ``distributed_type: FSDP``): the same split of
+the pairs, but the model is sharded with FSDP2 (see ``sharding.py``). Only the main
+process writes files and logs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .config import TrainConfig
 from .data import EncodedPair, epoch_steps, micro_batches, prepare_pairs, read_records, records_checksum, shard
 from .losses import pair_loss
 from .model_setup import add_lora, count_parameters, disable_dropout, merge_lora, set_trainable, trainable_parameters
+from .sharding import check_compatible, fsdp_launch_options, full_state, max_across, shard_model
 
 # Fields that may change between a run and its resumption.
 _RESUMABLE_CHANGES = {"progress", "tensorboard", "log_every", "eval_every", "save_every", "num_threads", "run_dir"}
@@ -116,24 +119,42 @@ def _optimizer(model, cfg: TrainConfig, head_names: set[str]):
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
-def _batch_rewards(rm, pairs: Sequence[EncodedPair], autocast) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rewards of the chosen and rejected sequences of a micro-batch (for one backward
     pass), and the padded tokens that took.
 
     The 2n sequences are forwarded in a few groups of similar length rather than padded to
     one common length (rewards do not depend on the batch, so only the padding changes).
+    ``root``: the FSDP root of a sharded model; every forward is then a collective, so a
+    micro-batch is one forward on every process.
     """
     seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    groups = length_groups([len(s) for s in seqs])
+    if root is None:
+        groups, forward = length_groups([len(s) for s in seqs]), rm.forward
+    else:
+        groups = [list(range(len(seqs)))]
+        forward = lambda batch: root({k: v.to(rm.device) for k, v in batch.items()})  # noqa: E731
     parts = []
     with autocast():
         for group in groups:
-            parts.append(rm.forward(rm.collate([seqs[i] for i in group])))
+            parts.append(forward(rm.collate([seqs[i] for i in group])))
     order = torch.tensor([i for group in groups for i in group])
     rewards = torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to input order
     n = len(pairs)
     padded = sum(len(group) * max(len(seqs[i]) for i in group) for group in groups)
     return rewards[:n], rewards[n:], padded
+
+
+def _lockstep(batches: Iterable[list[int]], filler: list[int], accelerator, sharded: bool) -> list[tuple[list[int], bool]]:
+    """The micro-batches to run, each with whether it is real.
+
+    Sharded, every forward and backward is a collective, so each process runs as many
+    micro-batches as the busiest one: the extra ones repeat ``filler`` and are discarded.
+    """
+    runs = [(mb, True) for mb in batches]
+    if sharded:
+        runs += [(filler, False)] * (max_across(len(runs), accelerator.device) - len(runs))
+    return runs
 
 
 def _sum_across(accelerator, values: Sequence[float]) -> list[float]:
@@ -144,15 +165,19 @@ def _sum_across(accelerator, values: Sequence[float]) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int) -> dict:
-    """Held-out accuracy (ties count as wrong) and mean margin, over all processes."""
+def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None) -> dict:
+    """Held-out accuracy (ties count as wrong) and mean margin, over all processes.
+
+    ``root``: the FSDP root module when the model is sharded."""
     was_training = rm.model.training
     rm.model.eval()
     lengths = [p.length for p in pairs]
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
     correct = margin = loss = 0.0
-    for mb in micro_batches(mine, lengths, max_batch_tokens):
-        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
+    for mb, real in _lockstep(micro_batches(mine, lengths, max_batch_tokens), [0], accelerator, root is not None):
+        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
+        if not real:
+            continue
         diff = (r_c - r_r).double()
         correct += float((diff > 0).sum())
         margin += float(diff.sum())
@@ -166,7 +191,8 @@ def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_bat
 
 
 @torch.no_grad()
-def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int) -> dict:
+def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int,
+                 root=None) -> dict:
     """Mean and std of the final model's rewards on (a seeded sample of) the training pairs."""
     rm.model.eval()
     idx = list(range(len(pairs)))
@@ -175,8 +201,10 @@ def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max
     lengths = [p.length for p in pairs]
     mine = idx[accelerator.process_index :: accelerator.num_processes]
     s = ss = 0.0
-    for mb in micro_batches(mine, lengths, max_batch_tokens):
-        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast)
+    for mb, real in _lockstep(micro_batches(mine, lengths, max_batch_tokens), [0], accelerator, root is not None):
+        r_c, r_r, _ = _batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
+        if not real:
+            continue
         r = torch.cat([r_c, r_r]).double()
         s += float(r.sum())
         ss += float((r * r).sum())
@@ -213,13 +241,19 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     from ..model import RewardModel, autocast_context, uses_bf16
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    supported = ("synpref's trainer supports data parallelism (configs/accelerate/multi_gpu_ddp.yaml, cpu_2proc_gloo.yaml) "
+                 "and FSDP (configs/accelerate/fsdp.yaml, cpu_2proc_fsdp.yaml)")
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":  # before accelerate imports deepspeed
+        raise NotImplementedError(f"DeepSpeed is not supported: {supported}.")
+    fsdp = fsdp_launch_options()
     accelerator = Accelerator(cpu=_cpu_data_parallel())
     if accelerator.distributed_type not in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU,
-                                            DistributedType.MULTI_XPU, DistributedType.MULTI_NPU, DistributedType.MULTI_MLU):
-        raise NotImplementedError(
-            f"synpref's trainer runs data-parallel (DDP-style) only; {accelerator.distributed_type} is not supported yet. "
-            "Use configs/accelerate/cpu_2proc_gloo.yaml or multi_gpu_ddp.yaml."
-        )
+                                            DistributedType.MULTI_XPU, DistributedType.MULTI_NPU, DistributedType.MULTI_MLU,
+                                            DistributedType.FSDP):
+        raise NotImplementedError(f"{accelerator.distributed_type} is not supported: {supported}.")
+    sharded = fsdp is not None and accelerator.num_processes > 1  # one process: nothing to shard
+    if sharded:
+        check_compatible(cfg)
     main = accelerator.is_main_process
     torch.set_num_threads(_threads(cfg, accelerator))
     run_dir = Path(cfg.run_dir)
@@ -246,7 +280,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     # -- model ---------------------------------------------------------------------
     set_seed(cfg.seed)
     policy = TextPolicy(cfg.max_length, cfg.length_policy, cfg.system_prompt)
-    rm = RewardModel.from_pretrained(cfg.model, policy=policy, device=accelerator.device)
+    # Sharded: load on the CPU; fully_shard moves each process's shard to its device.
+    rm = RewardModel.from_pretrained(cfg.model, policy=policy, device="cpu" if sharded else accelerator.device)
     model = rm.model
     base_cls = type(model).__name__
     from .model_setup import head_parameter_names
@@ -259,7 +294,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
         model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules)
         rm.model = model
         param_info.update(count_parameters(model))
-    if cfg.gradient_checkpointing:
+    checkpointing = cfg.gradient_checkpointing or (sharded and fsdp.activation_checkpointing)
+    if checkpointing:
         target = model.get_base_model() if hasattr(model, "get_base_model") else model
         if hasattr(target, "activation_checkpointing_enable"):  # transformers >= 5.x name
             target.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -268,11 +304,14 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
         if hasattr(target.config, "use_cache"):
             target.config.use_cache = False
     model.train()
-    params = [p for _, p in trainable_parameters(model)]
-    if accelerator.num_processes > 1:  # identical start on every process
+    root = None
+    if sharded:  # every process loaded the same weights (a missing head is seeded): no broadcast needed
+        root = shard_model(model, accelerator.device, fsdp)
+    elif accelerator.num_processes > 1:  # identical start on every process
         with torch.no_grad():
             for p in model.parameters():
                 torch.distributed.broadcast(p.data, src=0)
+    params = [p for _, p in trainable_parameters(model)]
 
     # -- data ------------------------------------------------------------------------
     if records is None:
@@ -307,7 +346,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     global_step = 0
     pairs_seen = 0
     if resume_from is not None:
-        state = ckpt.load_checkpoint(accelerator, resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
+        state = ckpt.load_checkpoint(accelerator, resume_from, model=model, optimizer=optimizer, scheduler=scheduler,
+                                     sharded_root=root)
         global_step, pairs_seen = state["step"], state.get("pairs_seen", 0)
         if main:
             print(f"synpref train: resuming from {resume_from} (step {global_step}/{total_steps})", file=sys.stderr)
@@ -358,20 +398,24 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     cached_epoch, steps = -1, []
     last_eval: dict = {}
     if cfg.eval_every and eval_pairs and global_step == 0:  # the baseline before any update
-        log({"step": 0, **evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget)})
+        log({"step": 0, **evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget, root=root)})
+    # FSDP averages gradients over the processes; the step's loss is a sum over its pairs.
+    grad_scale = world if sharded else 1
     while global_step < total_steps:
         epoch, pos = divmod(global_step, steps_per_epoch)
         if epoch != cached_epoch:
             steps, cached_epoch = epoch_steps(lengths, cfg.pairs_per_step, cfg.group_by_length_window, cfg.seed, epoch), epoch
         step = steps[pos]
         n_step = len(step)
-        for mb in micro_batches(shard(step, rank, world), lengths, budget):
+        for mb, real in _lockstep(micro_batches(shard(step, rank, world), lengths, budget), step[:1], accelerator, sharded):
             pairs = [train_pairs[i] for i in mb]
-            r_c, r_r, padded = _batch_rewards(rm, pairs, autocast)
+            r_c, r_r, padded = _batch_rewards(rm, pairs, autocast, root)
             margin = margins[mb].to(r_c.device) * cfg.margin_scale if cfg.use_margin else None
             per_pair = pair_loss(r_c, r_r, margin=margin, center_coef=cfg.center_rewards_coef, loss=cfg.loss)
-            loss = (per_pair * weights[mb].to(r_c.device)).sum() / n_step
-            loss.backward()
+            loss = (per_pair * weights[mb].to(r_c.device)).sum() / n_step * grad_scale
+            (loss if real else loss * 0.0).backward()
+            if not real:
+                continue
             with torch.no_grad():
                 diff = (r_c - r_r).double()
                 window["loss"] += float(per_pair.detach().double().sum())
@@ -380,10 +424,12 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
                 window["pairs"] += len(mb)
                 window["tokens"] += sum(len(p.chosen) + len(p.rejected) for p in pairs)
                 window["padded"] += padded
-        _allreduce_grads(params, accelerator)
+        if not sharded:
+            _allreduce_grads(params, accelerator)
         grad_norm = None
         if cfg.max_grad_norm:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # sharded: a DTensor
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -407,29 +453,32 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
             window = dict.fromkeys(window, 0.0)
             t_window = time.time()
         if cfg.eval_every and eval_pairs and global_step % cfg.eval_every == 0 and global_step < total_steps:
-            last_eval = evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget)
+            last_eval = evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget, root=root)
             log({"step": global_step, **last_eval})
         if cfg.save_every and global_step % cfg.save_every == 0 and global_step < total_steps:
             ckpt.save_checkpoint(accelerator, run_dir, step=global_step, model=model, optimizer=optimizer, scheduler=scheduler,
                                  trainer_state={"epoch": epoch, "position": pos + 1, "pairs_seen": pairs_seen,
-                                                "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
+                                                "steps_per_epoch": steps_per_epoch, "total_steps": total_steps},
+                                 sharded_root=root)
     if bar is not None:
         bar.close()
     train_seconds = time.time() - t_loop
     pairs_this_run = pairs_seen - pairs_at_loop_start
 
     # -- final evaluation, reward statistics, model ------------------------------------
-    final_eval = evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget) if eval_pairs else {}
+    final_eval = {}
+    if eval_pairs:
+        final_eval = evaluate(rm, eval_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget, root=root)
     if final_eval:
         log({"step": global_step, **final_eval})
     model = merge_lora(model)
     rm.model = model
-    if cfg.gradient_checkpointing:
+    if checkpointing:
         disable = getattr(model, "activation_checkpointing_disable", None) or getattr(model, "gradient_checkpointing_disable", None)
         if disable is not None:
             disable()
     stats = reward_stats(rm, train_pairs, accelerator, autocast=autocast, max_batch_tokens=eval_budget,
-                         limit=cfg.reward_stats_pairs, seed=cfg.seed)
+                         limit=cfg.reward_stats_pairs, seed=cfg.seed, root=root)
     summary = {
         "run_dir": str(run_dir),
         "model_dir": str(run_dir / "model"),
@@ -443,6 +492,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
         "tokens_per_s": tokens_seen / max(1e-9, train_seconds),
         "resumed_from": str(resume_from) if resume_from else None,
         "num_processes": world,
+        "fsdp": sharded,
         "threads_per_process": torch.get_num_threads(),
         "precision": cfg.precision,
         "bf16": uses_bf16(accelerator.device, cfg.precision),
@@ -452,10 +502,14 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
         **stats,
         "total_seconds": time.time() - t_start,
     }
+    full_weights = full_state(root)[0] if sharded else None  # collective: gathered on the main process
     if main:
         out = run_dir / "model"
         tmp = run_dir / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        if sharded:  # an unsharded copy of the model to save
+            rm = RewardModel.from_pretrained(cfg.model, policy=policy, device="cpu")
+            rm.model.load_state_dict(full_weights)
         rm.save_pretrained(tmp, reward_mean=stats["reward_mean"], reward_std=stats["reward_std"],
                            training={k: summary[k] for k in ("base_model", "steps", "pairs_seen") if k in summary}
                            | {k: final_eval[k] for k in final_eval} | {"data_counts": data.counts})
