@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--model", default="minilm")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--peer-batch", type=int, default=32)
-    ap.add_argument("--max-batch-tokens", type=int, default=16384)
+    ap.add_argument("--max-batch-tokens", type=int, default=0, help="synpref token budget (0: its automatic default for the device)")
     args = ap.parse_args()
 
     from synpref.text import TextPolicy
@@ -124,7 +124,7 @@ def main() -> None:
     flops = forward_flops(rm.model.config, lengths)
     n = len(kept)
     print(f"peer (transformers loop, batches of {args.peer_batch} padded to longest, fp32): {n / peer_s:7.1f} conv/s")
-    print(f"synpref score (length-sorted token budget {args.max_batch_tokens}, fp32):      {n / ours_s:7.1f} conv/s")
+    print(f"synpref score (length-sorted token budget {args.max_batch_tokens or rm.default_batch_tokens}, fp32): {n / ours_s:7.1f} conv/s")
     print(f"ratio synpref / peer (fp32, like with like): {peer_s / ours_s:.2f}x  (target >= 2x)")
     print(f"max |score difference| synpref vs peer: {diff:.2e}")
     print(f"synpref with bf16 autocast: {n / bf16_s:7.1f} conv/s ({peer_s / bf16_s:.2f}x the fp32 peer; max |diff| {bf16_diff:.2e})")

@@ -166,7 +166,7 @@ _train_command()
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="A pool dir or any file the readers understand.")
 @click.option("-o", "--out", "out_path", type=click.Path(), help="JSONL with the reward of every candidate (default: stdout summary only).")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "auto"]))
-@click.option("--max-batch-tokens", default=16384, show_default=True)
+@click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--max-length", type=int, help="Override the checkpoint's max_length.")
 @click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help="Override the checkpoint's length policy.")
 def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy):

@@ -191,7 +191,7 @@ class Run:
         if not items:
             return []
         rm = RewardModel.from_pretrained(model_dir, device="cpu")
-        scores = rm.score_pairs([self.records[pid] for pid, _ in items], max_batch_tokens=8192)
+        scores = rm.score_pairs([self.records[pid] for pid, _ in items], max_batch_tokens=0)
         return [sigmoid(r0 - r1) if lab == "A" else sigmoid(r1 - r0) for (pid, lab), (r0, r1) in zip(items, scores)]
 
     # -- steps ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import click
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(), help="Output folder (results.json, items.jsonl, report.md/.html).")
 @click.option("--limit", type=int, help="At most N items per benchmark (results are marked incomplete).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True)
-@click.option("--max-batch-tokens", default=16384, show_default=True)
+@click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--no-baselines", is_flag=True, help="Skip the length-only baselines.")
 @click.option("--cache-dir", type=click.Path(), help="Reward cache folder (default OUT/cache).")
 @click.option("--hub/--no-hub", "use_hub", default=None, help="Load benchmarks without a local folder from the hub (default: unless HF_HUB_OFFLINE).")

@@ -44,7 +44,7 @@ def run_evaluation(
     baselines: bool = True,
     cache_dir: Path | None = None,
     use_hub: bool | None = None,
-    max_batch_tokens: int = 16384,
+    max_batch_tokens: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     write_report: bool = True,

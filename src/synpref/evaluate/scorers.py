@@ -70,7 +70,7 @@ class RewardModelScorer:
 
     kind = "reward-model"
 
-    def __init__(self, reference: str, *, precision: str = "fp32", max_batch_tokens: int = 16384):
+    def __init__(self, reference: str, *, precision: str = "fp32", max_batch_tokens: int = 0):
         self.name = str(reference)
         self.reference = reference
         self.precision = precision

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..batching import token_budget_batches
+from ..batching import AUTO, default_batch_tokens, token_budget_batches
 from ..schema import Message, as_conversation
 from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
 from .loading import resolve
@@ -159,12 +159,16 @@ class RewardModel:
         return rewards_of(self.model, {k: v.to(self.device) for k, v in batch.items()})
 
     # -- scoring -------------------------------------------------------------
+    @property
+    def default_batch_tokens(self) -> int:
+        return default_batch_tokens(self.device.type)
+
     @torch.inference_mode()
     def score(
         self,
         conversations: Iterable,
         *,
-        max_batch_tokens: int = 16384,
+        max_batch_tokens: int = AUTO,
         max_batch_items: int = 256,
         precision: str = "fp32",
         normalize: bool = False,
@@ -175,7 +179,8 @@ class RewardModel:
 
         Items are sorted by length and batched by a token budget, so scores do not
         depend on the order or on the batch size. A dropped item (length policy
-        ``drop``) scores NaN and is counted in ``stats``.
+        ``drop``) scores NaN and is counted in ``stats``. ``max_batch_tokens`` 0 picks
+        the device's default (``default_batch_tokens``).
         """
         stats = stats if stats is not None else LengthStats()
         encoded = [self.encode(c, stats=stats, item_id=i) for i, c in enumerate(conversations)]
@@ -193,13 +198,14 @@ class RewardModel:
         self,
         encoded: Sequence[Encoded | None],
         *,
-        max_batch_tokens: int = 16384,
+        max_batch_tokens: int = AUTO,
         max_batch_items: int = 256,
         precision: str = "fp32",
         normalize: bool = False,
         progress: bool = False,
     ) -> list[float]:
         self.model.eval()
+        max_batch_tokens = max_batch_tokens or self.default_batch_tokens
         rewards = [math.nan] * len(encoded)
         present = [i for i, e in enumerate(encoded) if e is not None]
         batches = token_budget_batches([len(encoded[i]) for i in present], max_batch_tokens, max_batch_items)

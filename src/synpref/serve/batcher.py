@@ -43,14 +43,14 @@ class MicroBatcher:
         rm,
         *,
         batching: bool = True,
-        max_batch_tokens: int = 16384,
+        max_batch_tokens: int = 0,
         max_wait_ms: float = 5.0,
         precision: str = "fp32",
         metrics=None,
     ):
         self.rm = rm
         self.batching = batching
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = max_batch_tokens or rm.default_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.precision = precision
         self.metrics = metrics

@@ -36,7 +36,7 @@ def _with(options):
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--api-key", envvar="SYNPREF_API_KEY", help="Require 'Authorization: Bearer KEY' (env SYNPREF_API_KEY).")
 @click.option("--batching/--no-batching", default=True, show_default=True, help="Dynamic micro-batching across requests.")
-@click.option("--max-batch-tokens", default=16384, show_default=True, type=int, help="Token budget of a micro-batch.")
+@click.option("--max-batch-tokens", default=0, show_default=True, type=int, help="Token budget of a micro-batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=float, help="How long a micro-batch waits for more requests.")
 @click.option("--max-items", default=256, show_default=True, type=int, help="Most conversations/candidates per request.")
 @click.option("--max-chars", default=100_000, show_default=True, type=int, help="Most characters per item.")
@@ -92,7 +92,7 @@ def _length_errors_as_usage(rows):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--limit", type=int, help="Only the first LIMIT prompts (a quick look).")
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Save the curve as OUT.curve.png.")
-@click.option("--max-batch-tokens", default=16384, show_default=True, type=int)
+@click.option("--max-batch-tokens", default=0, show_default=True, type=int, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True)
 @_with(_length_options)
 def bon_command(model, inputs, out_path, normalize, max_n, trials, seed, limit, plot, max_batch_tokens, precision, max_length, length_policy, device):

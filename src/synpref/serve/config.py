@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class ServeConfig:
     # micro-batching
     batching: bool = True
-    max_batch_tokens: int = 16384  # a collected micro-batch stops growing at this many tokens
+    max_batch_tokens: int = 0  # a collected micro-batch stops growing at this many tokens (0: the device's default)
     max_wait_ms: float = 5.0  # ... or this long after its first request arrived
     precision: str = "fp32"
     # request limits (4xx beyond them)
@@ -22,8 +22,8 @@ class ServeConfig:
     model_name: str = "synpref-rm"
 
     def __post_init__(self):
-        if self.max_batch_tokens < 1:
-            raise ValueError("max_batch_tokens must be >= 1")
+        if self.max_batch_tokens < 0:
+            raise ValueError("max_batch_tokens must be >= 0 (0: the device's default)")
         if self.max_wait_ms < 0:
             raise ValueError("max_wait_ms must be >= 0")
         if self.max_items < 1 or self.max_chars < 1:

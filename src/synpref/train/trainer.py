@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..batching import length_groups
+from ..batching import default_batch_tokens, length_groups
 from ..schema import Record
 from ..text import TextPolicy
 from . import checkpoint as ckpt
@@ -380,8 +380,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
                     writer.add_scalar(k.replace("eval_", "eval/") if k.startswith("eval_") else f"train/{k}", v, record["step"])
 
     autocast = lambda: autocast_context(accelerator.device, cfg.precision)  # noqa: E731
-    budget = cfg.max_batch_tokens or (16384 if accelerator.device.type == "cuda" else 2048)
-    eval_budget = max(2 * budget, 16384)  # no backward pass: bigger batches are cheaper
+    budget = cfg.max_batch_tokens or default_batch_tokens(accelerator.device.type)
+    eval_budget = default_batch_tokens(accelerator.device.type)  # forward only: the scoring default
     bar = None
     if main and cfg.progress:
         from tqdm.auto import tqdm
