@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -43,8 +44,11 @@ def _held_out(prompt_id: str) -> bool:
 
 
 def split_pool(pool_dir: Path, train_dir: Path, test_dir: Path) -> tuple[int, int]:
+    """Split by prompt into fresh train and test pools (a rerun replaces, never appends)."""
     from .store import PoolWriter, read_pool
 
+    for directory in (train_dir, test_dir):
+        shutil.rmtree(directory, ignore_errors=True)
     with PoolWriter(train_dir) as train_w, PoolWriter(test_dir) as test_w:
         for rec in read_pool(pool_dir):
             (test_w if _held_out(rec.prompt_id) else train_w).write(rec)
