@@ -3,7 +3,7 @@
 1. Build a pool of real pairs from ../shared/data (hh-rlhf, UltraFeedback, arena without
    ties, stack-exchange, Dahoas, RM-Gallery helpful); hold out a gold set whose original
    labels play the humans; flip FLIP of the remaining labels with a fixed seed.
-2. Run Stage 2 (``synpref curate run``: prep, gold RM, current RM trained on the noisy
+2. Run Stage 2 (``synpref curate run``: prep, gold RM, current RMs cross-fitted on the noisy
    pool, the embedded SmolLM2 judge, the Stage 2 rule) on the noisy pool.
 3. Report (a) precision/recall of the flipped pairs it detects and (b) the accuracy of
    MiniLM RMs trained (same trainer settings for every arm) on: the noisy pool, the
@@ -91,6 +91,8 @@ def main(argv=None):
     ap.add_argument("--n-samples", type=int, default=1, help="judge samples per pair")
     ap.add_argument("--max-examples", type=int, default=0, help="retrieved human-verified examples in the judge prompt")
     ap.add_argument("--judge-chars", type=int, default=200, help="characters kept of each message in the judge prompt")
+    ap.add_argument("--folds", type=int, default=2, help="Stage 2 current RMs cross-fitted over this many folds (1: one model on the whole pool)")
+    ap.add_argument("--detection-only", action="store_true", help="stop after Stage 2's flip detection (part a); train no arms")
     add_arm_args(ap)
     args = ap.parse_args(argv)
     if not DATA.is_dir():
@@ -128,7 +130,7 @@ def main(argv=None):
                   "params": {"temperature": 0.7, "max_tokens": 12, "seed": 0}},
         "rm": rm,
         "stage1": {"iterations": 0},
-        "stage2": {"enabled": True, "band": 0.0, "recycle_flips": False},
+        "stage2": {"enabled": True, "band": 0.0, "recycle_flips": False, "current_rm_folds": args.folds},
         "seed": args.seed,
     }
     run_dir = out / "run"
@@ -165,11 +167,14 @@ def main(argv=None):
     recycled = [flip(by_id[e["pair_id"]]) for e in considered if e["decision"] == "flip"]
     noisy_after_prep = [by_id[e["pair_id"]] for e in considered]
     rnd = random.Random(args.seed + 2).sample(noisy_after_prep, min(len(kept), len(noisy_after_prep)))
-    arms = {"noisy": None, "curated": kept, "curated+recycled": kept + recycled, "random-subset": rnd}
-    models = {"noisy": str(run_dir / "stage2" / "current_rm" / "model")}  # trained on the whole noisy pool, same settings
+    if args.detection_only:
+        (out / "report.json").write_text(json.dumps({"detection": detection, "llm": summ["llm_cumulative"], "seconds": time.time() - t0,
+                                                     "args": vars(args), "pool_counts": counts}, indent=2))
+        print(f"total {time.time() - t0:.0f}s (detection only); LLM usage {summ['llm_cumulative']}")
+        return
+    arms = {"noisy": noisy_after_prep, "curated": kept, "curated+recycled": kept + recycled, "random-subset": rnd}
+    models = {}
     for name, recs in arms.items():
-        if recs is None:
-            continue
         d = out / "arms" / name
         if not (d / "model" / "config.json").is_file():
             t = time.time()
@@ -183,7 +188,7 @@ def main(argv=None):
         m = res["models"][path]
         scores = {b: (m["benchmarks"][b]["score"] if m["benchmarks"].get(b) and m["benchmarks"][b].get("score") is not None else float("nan")) for b in BENCHES}
         scores["mean"] = sum(scores.values()) / len(BENCHES)
-        table[name] = {"pairs": len(arms[name]) if arms[name] is not None else len(noisy_after_prep), **scores}
+        table[name] = {"pairs": len(arms[name]), **scores}
     lines = ["| arm | pairs | " + " | ".join(BENCHES) + " | mean |", "|---|---:|" + "---:|" * (len(BENCHES) + 1)]
     for name, row in table.items():
         lines.append(f"| {name} | {row['pairs']} | " + " | ".join(f"{row[b]:.3f}" for b in BENCHES) + f" | {row['mean']:.3f} |")

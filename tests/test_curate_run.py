@@ -214,3 +214,34 @@ def test_sigkill_resume_repeats_no_llm_call(tmp_path, tiny_bert_dir):
     reference = {e["pair_id"]: (e["decision"], e["final_label"]) for e in read_jsonl(tmp_path / "ref" / "ledger" / "stage2.jsonl")}
     assert resumed == reference and ref["stage2"] == summ["stage2"]
     assert json.loads((tmp_path / "run" / "labels" / "gold.json").read_text()) == json.loads((tmp_path / "ref" / "labels" / "gold.json").read_text())
+
+
+def test_stage2_without_stage1_scores_each_pair_out_of_fold(tmp_path, tiny_bert_dir, monkeypatch):
+    """No Stage 1: the current RMs are cross-fitted, so no pair is scored by a model trained on it."""
+    import synpref.curate.run as run_mod
+
+    make_pools(tmp_path, n=24, n_gold=6)
+    trained: dict[str, set] = {}
+    scored: dict[str, set] = {}
+    real_train, real_probs = run_mod.Run.train_rm, run_mod.Run.probs
+
+    def train_rm(self, out, labelled, tag):
+        trained[out.name] = set(labelled)
+        return real_train(self, out, labelled, tag)
+
+    def probs(self, model_dir, items):
+        scored.setdefault(model_dir.parent.name, set()).update(p for p, _ in items)
+        return real_probs(self, model_dir, items)
+
+    monkeypatch.setattr(run_mod.Run, "train_rm", train_rm)
+    monkeypatch.setattr(run_mod.Run, "probs", probs)
+    with FakeOpenAIServer(scripted_judge) as srv:
+        summ = run_curation(config(tmp_path, srv.base_url, tiny_bert_dir, stage1={"iterations": 0}), tmp_path / "run")
+    assert summ["status"] == "done"
+    folds = sorted(n for n in trained if n.startswith("current_rm_fold"))
+    assert folds == ["current_rm_fold0", "current_rm_fold1"]
+    assert trained["current_rm_fold0"].isdisjoint(trained["current_rm_fold1"])
+    for name in folds:
+        assert scored[name] and scored[name].isdisjoint(trained[name])  # out of fold
+    decided = {e["pair_id"] for e in read_jsonl(tmp_path / "run" / "ledger" / "stage2.jsonl") if e["decision"] != "gold"}
+    assert decided == scored["current_rm_fold0"] | scored["current_rm_fold1"]

@@ -9,7 +9,7 @@ Layout (one folder per step; ``state.json`` lists finished steps, written atomic
     stage1/iter-NN/  rm/ (trained RM), retrieved.json, labels.jsonl
     verification/    pending/batch-NNN.jsonl|csv, decisions/*.jsonl (the file contract)
     labels/          gold.json, silver.json (pair_id -> label, source, iteration)
-    stage2/          gold_rm/, current_rm/, scores.jsonl, judgements.jsonl
+    stage2/          gold_rm/, current_rm_fold*/ (or current_rm/), scores.jsonl, judgements.jsonl
     curated/ recycled/ gold/    output pools (records oriented by their final label)
     ledger/          one JSONL per step: every decision about a pair, with its reason
 
@@ -48,7 +48,7 @@ DEFAULTS = {
            "precision": "fp32", "eval_fraction": 0.0, "progress": False, "tensorboard": False, "pairs_per_step": 16,
            "learning_rate": 5e-5},
     "stage1": {"iterations": 8, "verify_budget": 16, "seed_gold": 32, "human": "files", "silver_init": 256, "k_max": 8},
-    "stage2": {"enabled": True, "band": 0.0, "recycle_flips": False, "current_rm_pairs": 0},
+    "stage2": {"enabled": True, "band": 0.0, "recycle_flips": False, "current_rm_pairs": 0, "current_rm_folds": 2},
     "seed": 0,
 }
 
@@ -193,6 +193,37 @@ class Run:
         rm = RewardModel.from_pretrained(model_dir, device="cpu")
         scores = rm.score_pairs([self.records[pid] for pid, _ in items], max_batch_tokens=0)
         return [sigmoid(r0 - r1) if lab == "A" else sigmoid(r1 - r0) for (pid, lab), (r0, r1) in zip(items, scores)]
+
+    def out_of_fold_rms(self, d: Path, silver: dict, s2: dict):
+        """Current RMs trained on the pool's own labels, cross-fitted: with k folds, fold f's
+        pairs are scored by a model trained on the other folds, so no pair is judged by a model
+        that memorised its (possibly wrong) label. k = 1 trains one model on everything."""
+        pool = list(self.order)
+        if s2["current_rm_pairs"]:
+            random.Random(self.cfg["seed"]).shuffle(pool)
+            pool = pool[: s2["current_rm_pairs"]]
+        labelled = {p: silver.get(p, {}).get("label", "A") for p in pool}
+        folds = max(1, int(s2.get("current_rm_folds", 2)))
+
+        def fold_of(pid: str) -> int:
+            return int(stable_rand(self.cfg["seed"], "stage2-fold", pid) * folds)
+
+        if folds > 1 and len({fold_of(p) for p in labelled}) < folds:
+            self.log(f"stage2: {len(labelled)} pairs cannot fill {folds} folds; one current RM trained on all of them")
+            folds = 1
+        if folds == 1:
+            return {0: self.train_rm(d / "current_rm", labelled, "stage2 current RM")}, (lambda p: 0)
+        rms = {f: self.train_rm(d / f"current_rm_fold{f}", {p: lab for p, lab in labelled.items() if fold_of(p) != f},
+                                f"stage2 current RM for fold {f + 1}/{folds} (trained on the other folds)") for f in range(folds)}
+        return rms, fold_of
+
+    def fold_probs(self, rms: dict[int, Path], fold_of, items: list[tuple[str, str]]) -> list[float]:
+        """``probs`` with each item scored by the model of its fold."""
+        out: dict[int, float] = {}
+        for fold, model_dir in rms.items():
+            mine = [i for i, (pid, _) in enumerate(items) if fold_of(pid) == fold]
+            out.update(zip(mine, self.probs(model_dir, [items[i] for i in mine])))
+        return [out[i] for i in range(len(items))]
 
     # -- steps ----------------------------------------------------------------------------
     def step_prep(self) -> None:
@@ -408,20 +439,17 @@ class Run:
         gold_rm = self.train_rm(d / "gold_rm", {p: v["label"] for p, v in gold.items()}, "stage2 gold RM")
         best = self.state.data.get("best_rm")
         if best:
-            cur_rm = Path(best["path"])
+            current_rms, fold_of = {0: Path(best["path"])}, (lambda p: 0)
         else:  # no Stage 1: the current RM is trained on the pool's labels as given (silver)
-            pool = list(self.order)
-            if s2["current_rm_pairs"]:
-                random.Random(self.cfg["seed"]).shuffle(pool)
-                pool = pool[: s2["current_rm_pairs"]]
-            cur_rm = self.train_rm(d / "current_rm", {p: silver.get(p, {}).get("label", "A") for p in pool}, "stage2 current RM")
+            current_rms, fold_of = self.out_of_fold_rms(d, silver, s2)
         rejected = set(self.state.data.get("rejected", []))  # humans said "cannot determine": out for good
         targets = [p for p in self.order if p not in gold and p not in rejected]
         labels = {p: silver.get(p, {}).get("label", "A") for p in targets}
         if not self.state.done("stage2/score"):
             items = [(p, labels[p]) for p in targets]
             self.log(f"stage2: scoring {len(items)} pairs with the current and gold RMs")
-            pc, pg = self.probs(cur_rm, items), self.probs(gold_rm, items)
+            pc = self.fold_probs(current_rms, fold_of, items)
+            pg = self.probs(gold_rm, items)
             write_jsonl(d / "scores.jsonl", ({"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for (p, lab), a, b in zip(items, pc, pg)))
             self.state.mark("stage2/score", {"n": len(items)})
         scores = {r["pair_id"]: r for r in read_jsonl(d / "scores.jsonl")}
