@@ -127,3 +127,42 @@ def test_extract_json():
     assert extract_json('blah {"a": {"b": "}"}} tail') == {"a": {"b": "}"}}
     with pytest.raises(ValueError):
         extract_json("nothing")
+
+
+def test_cache_totals_count_every_paid_answer_per_model(tmp_path):
+    cache = LLMCache(tmp_path / "c.sqlite")
+    with FakeOpenAIServer(lambda b, n: "two words") as srv:
+        for model, prompts in (("m1", ["a b", "c d e"]), ("m2", ["f"])):
+            c = LLMClient(Endpoint(base_url=srv.base_url, model=model), cache)
+            for p in prompts + prompts:  # asked twice: the second time from the cache
+                asyncio.run(c.chat([{"role": "user", "content": p}]))
+    want = {"calls": 3, "prompt_tokens": 6, "completion_tokens": 6,
+            "per_model": {"m1": {"calls": 2, "prompt_tokens": 5, "completion_tokens": 4}, "m2": {"calls": 1, "prompt_tokens": 1, "completion_tokens": 2}}}
+    assert cache.totals() == want
+    assert LLMCache.read_totals(tmp_path / "c.sqlite") == want  # read-only, from another connection
+    cache.close()
+    assert LLMCache.read_totals(tmp_path / "c.sqlite") == want
+
+
+def test_read_totals_without_a_cache_is_zero_and_creates_nothing(tmp_path):
+    assert LLMCache.read_totals(tmp_path / "none.sqlite") == {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "per_model": {}}
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_read_totals_of_an_unreadable_file_is_unknown_and_logged(tmp_path, caplog):
+    import logging
+    import sqlite3
+
+    odd = tmp_path / "odd.sqlite"  # a SQLite file whose calls table is not a cache's: OperationalError
+    db = sqlite3.connect(odd)
+    db.execute("CREATE TABLE calls (key TEXT)")
+    db.commit()
+    db.close()
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    for path, error in ((odd, "OperationalError"), (junk, "DatabaseError")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="synpref.llm.cache"):
+            out = LLMCache.read_totals(path)
+        assert out["calls"] is None and out["prompt_tokens"] is None and error in out["error"]
+        assert f"LLM token totals are unknown: {path} cannot be read as an LLM cache ({error}" in caplog.text

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from ..llm import LLMClient, LLMError
+from ..llm.pairwise import pair_block
 from ..schema import Record
-from .util import render_candidate, render_context
 
 ATTRIBUTE_SCHEMA = {
     "type": "object",
@@ -38,8 +38,7 @@ SYSTEM = (
 
 
 def attribute_messages(rec: Record, max_chars: int = 1200) -> list[dict]:
-    user = (f"[Conversation]\n{render_context(rec, max_chars)}\n\n[Candidate 1]\n{render_candidate(rec, 0, max_chars // 2)}\n\n"
-            f"[Candidate 2]\n{render_candidate(rec, 1, max_chars // 2)}\n\nJSON:")
+    user = pair_block(rec.context, rec.candidates[0], rec.candidates[1], context_chars=max_chars, candidate_chars=max_chars // 2)
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 

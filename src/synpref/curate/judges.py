@@ -3,8 +3,9 @@
 For each judge model and each sample ``i < n_samples`` the pair is shown as
 "Candidate 1" / "Candidate 2" in an order drawn from a hash of (seed, pair id,
 model, i), so the same run always asks the same questions (and hits the cache).
-The prompt carries the pair's instance guideline and up to ``max_examples``
-retrieved human-verified examples with their attributes and verdicts.
+The prompt is the shared pairwise judge prompt (:mod:`synpref.llm.pairwise`, which
+the evaluation judge uses too); here it carries the pair's instance guideline and up
+to ``max_examples`` retrieved human-verified examples with their attributes and verdicts.
 
 Voting: within a model, the majority of its valid samples (a tie: that model
 abstains); across models, the majority of the models that did not abstain (a tie
@@ -19,22 +20,11 @@ import asyncio
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from ..llm import LLMClient, LLMError
+from ..llm import LLMClient
+from ..llm.pairwise import JUDGE_SCHEMA, ask_judge, judge_messages, shown_order
 from ..schema import Record
-from .util import render_candidate, render_context, stable_rand
 
-JUDGE_SCHEMA = {
-    "type": "object",
-    "properties": {"better": {"type": "integer", "enum": [1, 2]}},
-    "required": ["better"],
-}
-
-SYSTEM = (
-    "You are an impartial judge of two AI assistant responses to the same conversation. Decide which candidate "
-    "better answers the LAST user turn, following the guideline if one is given. Ignore the order of the candidates "
-    "and their length. Answer with only a JSON object: {\"better\": 1} if Candidate 1 is better, {\"better\": 2} if "
-    "Candidate 2 is better."
-)
+__all__ = ["JUDGE_SCHEMA", "JudgePanel", "Judgement", "combine", "majority"]
 
 
 @dataclass
@@ -72,36 +62,6 @@ def combine(votes: list[dict]) -> Judgement:
     return Judgement(label, round(conf, 4), votes, per_model)
 
 
-def _example_block(examples: list[dict], max_chars: int) -> str:
-    parts = []
-    for j, ex in enumerate(examples, 1):
-        rec: Record = ex["record"]
-        attrs = ex.get("attributes") or {}
-        better = 1 if ex["label"] == "A" else 2
-        meta = ""
-        if attrs:
-            meta = (f"Task: {attrs.get('task_category')}; {attrs.get('objectivity')}; controversiality {attrs.get('controversiality')}; "
-                    f"desired: {', '.join(attrs.get('desired_attributes') or [])}\nGuideline: {attrs.get('guideline')}\n")
-        parts.append(f"### Example {j}\n{meta}[Conversation]\n{render_context(rec, max_chars)}\n[Candidate 1]\n"
-                     f"{render_candidate(rec, 0, max_chars)}\n[Candidate 2]\n{render_candidate(rec, 1, max_chars)}\n"
-                     f"Verdict: {{\"better\": {better}}}")
-    return "\n\n".join(parts)
-
-
-def judge_messages(rec: Record, swap: bool, attributes: dict | None, examples: list[dict], max_chars: int,
-                   example_chars: int) -> list[dict]:
-    first, second = (1, 0) if swap else (0, 1)
-    user = ""
-    if examples:
-        user += "Human-verified examples of similar pairs:\n\n" + _example_block(examples, example_chars) + "\n\n### Now judge this pair\n"
-    if attributes:
-        user += (f"Task: {attributes.get('task_category')}; desired: {', '.join(attributes.get('desired_attributes') or [])}\n"
-                 f"Guideline: {attributes.get('guideline')}\n")
-    user += (f"[Conversation]\n{render_context(rec, max_chars)}\n\n[Candidate 1]\n{render_candidate(rec, first, max_chars)}\n\n"
-             f"[Candidate 2]\n{render_candidate(rec, second, max_chars)}\n\nJSON:")
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-
-
 class JudgePanel:
     """Several judge endpoints, ``n_samples`` each, voted (see the module docstring)."""
 
@@ -118,23 +78,21 @@ class JudgePanel:
         self.params = params or {}
         self.max_repairs = max_repairs
 
-    def swapped(self, pair_id: str, model: str, sample: int) -> bool:
-        return stable_rand("order", self.seed, pair_id, model, sample) < 0.5
+    def order(self, pair_id: str, model: str, sample: int) -> tuple[int, int]:
+        """Which candidate is shown as Candidate 1 and which as Candidate 2 for this (pair, model, sample)."""
+        return shown_order(self.seed, pair_id, model, sample)
 
     async def _one_vote(self, client: LLMClient, rec: Record, pair_id: str, sample: int, attributes, examples) -> dict:
         model = client.endpoint.label
-        swap = self.swapped(pair_id, model, sample)
-        msgs = judge_messages(rec, swap, attributes, examples[: self.max_examples], self.max_chars, self.example_chars)
-        vote = {"model": model, "sample": sample, "order": "ba" if swap else "ab", "answer": None, "vote": None}
-        try:
-            obj = await client.chat_json(msgs, JUDGE_SCHEMA, params=self.params, sample=sample, max_repairs=self.max_repairs)
-            ans = int(obj["better"])
-            vote["answer"] = ans
-            shown_first_wins = ans == 1
-            cand0_wins = shown_first_wins != swap
-            vote["vote"] = "A" if cand0_wins else "B"
-        except LLMError as e:
-            vote["error"] = str(e)[:300]
+        order = self.order(pair_id, model, sample)
+        msgs = judge_messages(rec.context, rec.candidates[order[0]], rec.candidates[order[1]], attributes=attributes,
+                              examples=examples[: self.max_examples], max_chars=self.max_chars, example_chars=self.example_chars)
+        answer = await ask_judge(client, msgs, params=self.params, sample=sample, max_repairs=self.max_repairs)
+        winner = answer.winner(order)
+        vote = {"model": model, "sample": sample, "order": "ba" if order == (1, 0) else "ab", "answer": answer.better,
+                "vote": None if winner is None else "AB"[winner]}
+        if answer.error is not None:
+            vote["error"] = answer.error
         return vote
 
     async def judge(self, rec: Record, *, attributes: dict | None = None, examples: list[dict] = (), pair_id: str | None = None) -> Judgement:

@@ -110,9 +110,7 @@ class Run:
             eps = [Endpoint.from_dict(e) for e in self.cfg["endpoints"]]
             if not eps:
                 self.log("no endpoint named: starting the embedded SmolLM2-135M judge (llama.cpp) on 127.0.0.1")
-                _kill_stale_server(self.dir)
-                self._server = JudgeServer(log_path=self.dir / "judge_server.log").start()
-                atomic_write_text(self.dir / "judge_server.pid", str(self._server.proc.pid))
+                self._server = JudgeServer(log_path=self.dir / "judge_server.log", pid_file=self.dir / "judge_server.pid").start()
                 eps = [self._server.endpoint()]
             self._clients = [LLMClient(e, self._cache) for e in eps]
         return self._clients
@@ -137,7 +135,6 @@ class Run:
     def close(self) -> None:
         if self._server is not None:
             self._server.stop()
-            (self.dir / "judge_server.pid").unlink(missing_ok=True)
         if self._cache is not None:
             self._cache.close()
 
@@ -502,7 +499,9 @@ class Run:
     def summary(self, status: str) -> dict:
         steps = self.state.data["steps"]
         usage = self.llm_usage()
-        cum = llm_totals(self.dir)
+        from ..llm import LLMCache
+
+        cum = LLMCache.read_totals(self.dir / "llm_cache.sqlite")
         decisions = Counter()
         for e in self.ledger.entries():
             decisions[f"{e['step']}:{e['decision']}"] += 1
@@ -523,44 +522,6 @@ class Run:
         }
         atomic_write_json(self.dir / "summary.json", summ)
         return summ
-
-
-def llm_totals(run_dir: Path) -> dict:
-    """Paid LLM calls and tokens over the whole run (every invocation), read from the cache:
-    each paid answer is stored there exactly once, as it arrives, so this survives ``kill -9``."""
-    import sqlite3
-
-    path = Path(run_dir) / "llm_cache.sqlite"
-    if not path.is_file():
-        return {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "per_model": {}}
-    db = sqlite3.connect(str(path))
-    try:
-        rows = db.execute("SELECT model, COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0) "
-                          "FROM calls GROUP BY model").fetchall()
-    except sqlite3.OperationalError:
-        rows = []
-    finally:
-        db.close()
-    return {"calls": sum(r[1] for r in rows), "prompt_tokens": sum(r[2] for r in rows), "completion_tokens": sum(r[3] for r in rows),
-            "per_model": {r[0]: {"calls": r[1], "prompt_tokens": r[2], "completion_tokens": r[3]} for r in rows}}
-
-
-def _kill_stale_server(run_dir: Path) -> None:
-    """A judge server left behind by a killed run (its pid file) is stopped, by its pid only."""
-    import os
-    import signal
-
-    pidf = run_dir / "judge_server.pid"
-    if not pidf.is_file():
-        return
-    try:
-        pid = int(pidf.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        if "llama_cpp.server" in cmdline:
-            os.killpg(pid, signal.SIGTERM)
-    except (ValueError, OSError):
-        pass
-    pidf.unlink(missing_ok=True)
 
 
 def run_curation(config, run_dir, *, progress: bool = False) -> dict:

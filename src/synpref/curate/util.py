@@ -1,15 +1,16 @@
-"""Small shared helpers: atomic writes, JSONL, run state, the decision ledger, text rendering."""
+"""Small shared helpers: atomic writes, JSONL, run state, the decision ledger."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
 from ..schema import Record
+from ..seeding import stable_rand  # noqa: F401 - re-exported (curation's seeded draws)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -53,28 +54,10 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
-def stable_rand(*parts) -> float:
-    """A uniform number in [0, 1) from a hash of ``parts`` (seeded, order-independent of calls)."""
-    h = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64
-
-
 def flip(rec: Record) -> Record:
     """The same pair with the preference reversed (candidates swapped)."""
     return Record(rec.context, (rec.candidates[1], rec.candidates[0]), "pair", margin=rec.margin, weight=rec.weight,
                   provenance=rec.provenance, meta=dict(rec.meta))
-
-
-def clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n // 2] + "\n[...]\n" + text[-n // 2 :]
-
-
-def render_context(rec: Record, max_chars: int) -> str:
-    return "\n\n".join(f"[{m.role}]\n{clip(m.content, max_chars)}" for m in rec.context)
-
-
-def render_candidate(rec: Record, i: int, max_chars: int) -> str:
-    return "\n\n".join(clip(m.content, max_chars) for m in rec.candidates[i])
 
 
 class RunState:

@@ -17,13 +17,13 @@ import click
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True)
 @click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--no-baselines", is_flag=True, help="Skip the length-only baselines.")
-@click.option("--cache-dir", type=click.Path(), help="Reward cache folder (default OUT/cache).")
+@click.option("--cache-dir", type=click.Path(), help="Cache folder: rewards per model, the judge's answers in llm_cache.sqlite (default OUT/cache).")
 @click.option("--hub/--no-hub", "use_hub", default=None, help="Load benchmarks without a local folder from the hub (default: unless HF_HUB_OFFLINE).")
 @click.option("--judge-endpoint", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1): evaluate a chat model as a pairwise judge.")
 @click.option("--judge-model", help="Model name to send to --judge-endpoint.")
 @click.option("--judge-api-key-env", help="Name of the environment variable holding the endpoint's API key.")
-@click.option("--judge-both-orders", is_flag=True, help="Ask the judge twice with A/B swapped (disagreement = tie).")
-@click.option("--judge-seed", default=0, show_default=True, help="Seed of the random A/B order.")
+@click.option("--judge-both-orders", is_flag=True, help="Ask the judge in both candidate orders (disagreement = tie).")
+@click.option("--judge-seed", default=0, show_default=True, help="Seed of the order the two candidates are shown in.")
 def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precision, max_batch_tokens, no_baselines, cache_dir, use_hub, judge_endpoint, judge_model, judge_api_key_env, judge_both_orders, judge_seed):
     """Score reward MODELS (and/or a generative judge) on the reward-model benchmarks and/or preference files."""
     import os
@@ -36,10 +36,12 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
     if judge_endpoint or judge_model:
         if not (judge_endpoint and judge_model):
             raise click.UsageError("--judge-endpoint and --judge-model go together")
+        if judge_api_key_env and not os.environ.get(judge_api_key_env):
+            raise click.UsageError(f"--judge-api-key-env {judge_api_key_env}: the environment variable {judge_api_key_env} is not set "
+                                   "(export it, or drop the option for an endpoint without a key)")
         from .judge import OpenAIJudge
 
-        key = os.environ.get(judge_api_key_env) if judge_api_key_env else None
-        judges.append(OpenAIJudge(judge_endpoint, judge_model, api_key=key, both_orders=judge_both_orders, seed=judge_seed))
+        judges.append(OpenAIJudge(judge_endpoint, judge_model, api_key_env=judge_api_key_env, both_orders=judge_both_orders, seed=judge_seed))
     results = run_evaluation(
         list(models),
         benches or [],

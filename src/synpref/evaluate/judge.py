@@ -1,62 +1,42 @@
 """Generative judges: any OpenAI-compatible chat endpoint as a pairwise judge.
 
-The judge sees the conversation and two responses labelled A and B (which
-candidate is A is drawn from a seeded RNG per item) and must answer ``[[A]]``
-or ``[[B]]``. With ``both_orders`` it is asked twice, A/B swapped; two
-disagreeing answers make a tie. Its verdict becomes rewards the benchmark
-metrics read: winner 1, loser 0, a tie 0.5 each (a tie is wrong under every
-strict metric), an unparseable or failed answer NaN (counted wrong). Nothing
-is dropped silently: calls, unparseable answers, failures and order
-disagreements are counted in ``results.json`` (``scoring``).
+The judge is asked with the shared pairwise prompt (:mod:`synpref.llm.pairwise`, the one
+curation's judges use), here without examples or attributes and without clipping: the
+conversation and two responses shown as Candidate 1 / Candidate 2, answer ``{"better": 1|2}``.
+Which candidate is shown first is drawn from a hash of (seed, benchmark, item id); with
+``both_orders`` the pair is also asked the other way round, and two disagreeing answers make
+a tie. Its verdict becomes rewards the benchmark metrics read: winner 1, loser 0, a tie 0.5
+each (a tie is wrong under every strict metric), an unparseable or failed answer NaN (counted
+wrong). Nothing is dropped silently: paid calls, cache hits, tokens, unparseable answers,
+failures and order disagreements are counted in ``results.json`` (``scoring``).
 
-Only items with two candidates are judged (RewardBench, PPE Preference, RMB
-pairwise, JudgeBench, --pairs files); best-of-N items are skipped and the
-benchmark is marked incomplete with the count.
+Calls go through :class:`~synpref.llm.LLMClient` (bounded concurrency, retries, token
+accounting) and its :class:`~synpref.llm.LLMCache` in ``CACHE_DIR/llm_cache.sqlite``: a
+resumed or repeated evaluation pays for no answer twice, unparseable ones included (they are
+counted again, never silently re-asked); a failed call is not cached and is asked again on
+the next run.
+
+Only items with two candidates are judged (RewardBench, PPE Preference, RMB pairwise,
+JudgeBench, --pairs files); best-of-N items are skipped and the benchmark is marked incomplete
+with the count.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
-import math
-import random
-import re
+import logging
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .cache import RewardCache
-from .items import EvalItem, ScoredItem, text_key
+from ..llm import Endpoint, LLMCache, LLMClient
+from ..llm.pairwise import JudgeAnswer, ask_judge, judge_messages, shown_order
+from .items import EvalItem, ScoredItem
 
-SYSTEM_PROMPT = (
-    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants "
-    "to the conversation below. Choose the response that follows the user's instructions and answers better: "
-    "consider helpfulness, correctness, harmlessness and relevance. Do not let the order of the responses or "
-    "their length influence you. After a short explanation, output your final verdict strictly as [[A]] if "
-    "assistant A is better or [[B]] if assistant B is better."
-)
-_VERDICT = re.compile(r"\[\[\s*([AB])\s*\]\]")
-_LAST_LINE = re.compile(r"^\W*(?:verdict|answer|final verdict)?\W*([AB])\W*$", re.IGNORECASE)
-FIRST, SECOND, TIE = 0.0, 1.0, 0.5  # cached verdict codes: which shown response won
+log = logging.getLogger(__name__)
 
-
-def parse_verdict(text: str) -> str | None:
-    """'A', 'B' or None (unparseable): the last [[A]]/[[B]], else a last line that is just A or B."""
-    found = _VERDICT.findall(text or "")
-    if found:
-        return found[-1]
-    lines = [ln for ln in (text or "").strip().splitlines() if ln.strip()]
-    m = _LAST_LINE.match(lines[-1]) if lines else None
-    return m.group(1).upper() if m else None
-
-
-def render_prompt(item: EvalItem, first: int, second: int) -> str:
-    turns = "\n\n".join(f"[{m.role}]\n{m.content}" for m in item.context)
-    a = "\n\n".join(m.content for m in item.candidates[first])
-    b = "\n\n".join(m.content for m in item.candidates[second])
-    return f"[Conversation]\n{turns}\n\n[Response A]\n{a}\n[End of Response A]\n\n[Response B]\n{b}\n[End of Response B]"
+TIE = 0.5
+CACHE_FILE = "llm_cache.sqlite"
 
 
 class OpenAIJudge:
@@ -69,7 +49,7 @@ class OpenAIJudge:
         base_url: str,
         model: str,
         *,
-        api_key: str | None = None,
+        api_key_env: str | None = None,
         both_orders: bool = False,
         seed: int = 0,
         temperature: float = 0.0,
@@ -77,115 +57,94 @@ class OpenAIJudge:
         timeout: float = 120.0,
         retries: int = 2,
         workers: int = 4,
+        json_mode: str = "none",
+        max_repairs: int = 0,
         name: str | None = None,
     ):
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.api_key = api_key
+        """``api_key_env`` names the environment variable holding the key; ``workers`` bounds the
+        requests in flight; ``max_repairs`` repair rounds for an invalid answer (0: the judge's
+        first answer is what is measured); ``json_mode`` as in :class:`~synpref.llm.Endpoint`."""
+        self.name = name or f"judge: {model}"
+        self.endpoint = Endpoint(base_url=base_url, model=model, name=self.name, api_key_env=api_key_env,
+                                 concurrency=workers, timeout=timeout, max_retries=retries, json_mode=json_mode,
+                                 params={"temperature": temperature, "max_tokens": max_tokens, "seed": seed})
         self.both_orders = both_orders
         self.seed = seed
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.timeout = timeout
-        self.retries = retries
-        self.workers = workers
-        self.name = name or f"judge: {model}"
-        basis = json.dumps([self.base_url, model, SYSTEM_PROMPT, temperature, max_tokens], sort_keys=True)
-        self.key = "judge-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
+        self.max_repairs = max_repairs
+
+    @property
+    def model(self) -> str:
+        return self.endpoint.model
 
     def describe(self) -> dict:
-        return {"model": self.model, "kind": self.kind, "endpoint": self.base_url, "both_orders": self.both_orders, "seed": self.seed, "model_key": self.key}
+        return {"model": self.model, "kind": self.kind, "endpoint": self.endpoint.base_url, "both_orders": self.both_orders,
+                "seed": self.seed, "max_repairs": self.max_repairs, "prompt": "synpref.llm.pairwise"}
 
-    # -- one call -------------------------------------------------------------------
-    def ask(self, prompt: str) -> str:
-        body = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-        }
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", json.dumps(body).encode(), headers)
-        for attempt in range(self.retries + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                    return json.loads(resp.read())["choices"][0]["message"]["content"] or ""
-            except (urllib.error.URLError, TimeoutError, KeyError, ValueError):
-                if attempt == self.retries:
-                    raise
-                time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def _order(self, item: EvalItem) -> tuple[int, int]:
-        rng = random.Random(f"{self.seed}:{item.benchmark}:{item.item_id}")
-        return (0, 1) if rng.random() < 0.5 else (1, 0)
+    def order(self, item: EvalItem) -> tuple[int, int]:
+        """(candidate shown first, candidate shown second) for ``item``; the same for every judge."""
+        return shown_order(self.seed, item.benchmark, item.item_id)
 
     # -- evaluation -------------------------------------------------------------------
     def evaluate_items(self, items: list[EvalItem], *, cache_dir: Path, progress: bool = False) -> tuple[list[ScoredItem], dict]:
         start = time.perf_counter()
         pairwise = [it for it in items if len(it.candidates) == 2]
-        jobs = {}  # cache key -> (item, first, second)
-        plan = []
+        questions: dict[str, list[dict]] = {}  # distinct prompts (identical ones are asked once)
+        plan = []  # (item, [(question key, order shown)])
         for it in pairwise:
-            first, second = self._order(it)
-            orders = [(first, second), (second, first)] if self.both_orders else [(first, second)]
-            keys = []
-            for a, b in orders:
-                key = text_key(it.context + it.candidates[a] + it.candidates[b])
-                jobs.setdefault(key, (it, a, b))
-                keys.append((key, a, b))
-            plan.append((it, keys))
-        cache = RewardCache(Path(cache_dir) / f"{self.key}.sqlite")
-        stats = {"items_judged": len(pairwise), "items_skipped_not_pairwise": len(items) - len(pairwise), "calls": 0, "from_cache": 0, "unparseable": 0, "failed": 0, "order_disagreements": 0, "ties": 0}
+            first = self.order(it)
+            asked = []
+            for order in [first, first[::-1]] if self.both_orders else [first]:
+                msgs = judge_messages(it.context, it.candidates[order[0]], it.candidates[order[1]])
+                key = json.dumps(msgs, ensure_ascii=False, sort_keys=True)
+                questions.setdefault(key, msgs)
+                asked.append((key, order))
+            plan.append((it, asked))
+        client = LLMClient(self.endpoint, LLMCache(Path(cache_dir) / CACHE_FILE))
         try:
-            verdicts = cache.get_many(jobs)
-            stats["from_cache"] = len(verdicts)
-            todo = [k for k in jobs if k not in verdicts]
-            bar = None
-            if progress and todo:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(todo), desc=f"judging {self.name}", unit="call")
-
-            def run(key):
-                it, a, b = jobs[key]
-                try:
-                    answer = parse_verdict(self.ask(render_prompt(it, a, b)))
-                except Exception:  # noqa: BLE001 - any transport or server error counts as a failed call
-                    return key, None, "failed"
-                if answer is None:
-                    return key, None, "unparseable"
-                return key, FIRST if answer == "A" else SECOND, "ok"
-
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for key, code, status in pool.map(run, todo):
-                    stats["calls"] += 1
-                    if status == "failed":
-                        stats["failed"] += 1  # not cached: retried on the next run
-                        verdicts[key] = float("nan")
-                    else:
-                        stats["unparseable"] += status == "unparseable"
-                        verdicts[key] = float("nan") if code is None else code
-                        cache.put_many([(key, verdicts[key])])
-                    if bar is not None:
-                        bar.update(1)
-            if bar is not None:
-                bar.close()
+            answers = asyncio.run(self._ask_all(client, questions, progress))
         finally:
-            cache.close()
+            client.cache.close()
+        usage = client.usage
+        stats = {"items_judged": len(pairwise), "items_skipped_not_pairwise": len(items) - len(pairwise), "questions": len(questions),
+                 "calls": usage.calls, "from_cache": usage.cache_hits, "prompt_tokens": usage.prompt_tokens,
+                 "completion_tokens": usage.completion_tokens, "retries": usage.retries, "repairs": usage.repairs,
+                 "unparseable": sum(a.unparseable for a in answers.values()),
+                 "failed": sum(a.better is None and not a.unparseable for a in answers.values()), "order_disagreements": 0, "ties": 0}
+        self._log_missing(answers, stats)
         scored = []
-        for it, keys in plan:
-            wins = []
-            for key, a, b in keys:
-                code = verdicts[key]
-                wins.append(None if math.isnan(code) else (a if code == FIRST else b))
-            rewards = self._rewards(wins, stats)
+        for it, asked in plan:
+            rewards = self._rewards([answers[key].winner(order) for key, order in asked], stats)
             scored.append(ScoredItem(it.benchmark, it.subset, it.item_id, rewards, it.correct, it.meta))
         stats["seconds"] = time.perf_counter() - start
         return scored, stats
+
+    async def _ask_all(self, client: LLMClient, questions: dict[str, list[dict]], progress: bool) -> dict[str, JudgeAnswer]:
+        bar = None
+        if progress and questions:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(questions), desc=f"judging {self.name}", unit="question")
+
+        async def one(key: str, msgs: list[dict]) -> tuple[str, JudgeAnswer]:
+            answer = await ask_judge(client, msgs, max_repairs=self.max_repairs)
+            if bar is not None:
+                bar.update(1)
+            return key, answer
+
+        try:
+            return dict(await asyncio.gather(*(one(k, m) for k, m in questions.items())))
+        finally:
+            await client.aclose()
+            if bar is not None:
+                bar.close()
+
+    def _log_missing(self, answers: dict[str, JudgeAnswer], stats: dict) -> None:
+        for kind, what in (("failed", "got no answer (the call failed)"), ("unparseable", "got an answer with no valid verdict")):
+            if stats[kind]:
+                first = next(a.error for a in answers.values() if a.better is None and a.unparseable == (kind == "unparseable"))
+                again = "they are asked again on the next run" if kind == "failed" else "the answers stay cached (a rerun does not ask again)"
+                log.warning("%s: %d of %d questions %s (first: %s); those items count as wrong; %s",
+                            self.name, stats[kind], len(answers), what, first, again)
 
     @staticmethod
     def _rewards(wins: list, stats: dict) -> list[float]:

@@ -119,14 +119,16 @@ def run_judge_evaluation(
     data_dir,
     out_dir: Path,
     *,
-    api_key: str | None = None,
+    api_key_env: str | None = None,
     both_orders: bool = False,
     seed: int = 0,
     models: list[str] = (),
     **kw,
 ) -> dict:
-    """Evaluate an OpenAI-compatible chat model as a pairwise judge (beside ``models`` and the baselines)."""
+    """Evaluate an OpenAI-compatible chat model as a pairwise judge (beside ``models`` and the baselines).
+
+    ``api_key_env`` names the environment variable holding the endpoint's key."""
     from .judge import OpenAIJudge
 
-    judge = OpenAIJudge(endpoint, judge_model, api_key=api_key, both_orders=both_orders, seed=seed)
+    judge = OpenAIJudge(endpoint, judge_model, api_key_env=api_key_env, both_orders=both_orders, seed=seed)
     return run_evaluation(list(models), benches, data_dir, out_dir, judges=[judge], **kw)

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_TOTALS_SQL = ("SELECT model, COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0) "
+               "FROM calls GROUP BY model")
 
 
 def cache_key(model: str, messages: list[dict], params: dict, sample: int) -> str:
@@ -52,6 +58,40 @@ class LLMCache:
         with self._lock:
             return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
 
+    def totals(self) -> dict:
+        """Paid calls and tokens of every answer stored here, in all and per model. Each paid answer
+        is stored exactly once, as it arrives, so the totals cover every run that used this cache
+        (a run killed with ``kill -9`` included)."""
+        with self._lock:
+            return _totals(self.db.execute(_TOTALS_SQL).fetchall())
+
+    @staticmethod
+    def read_totals(path: str | Path) -> dict:
+        """:meth:`totals` of the cache file at ``path``, read-only: zeros when there is no file.
+
+        A file that cannot be read (not a cache, corrupt, locked) gives ``None`` counts with an
+        ``error``, and a logged warning: the totals are unknown, not zero.
+        """
+        path = Path(path)
+        if not path.is_file():
+            return _totals([])
+        try:
+            db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+            try:
+                return _totals(db.execute(_TOTALS_SQL).fetchall())
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:
+            log.warning("LLM token totals are unknown: %s cannot be read as an LLM cache (%s: %s); the totals report "
+                        "no counts (the file is left as it is)", path, type(e).__name__, e)
+            return {"calls": None, "prompt_tokens": None, "completion_tokens": None, "per_model": {},
+                    "error": f"{path}: {type(e).__name__}: {e}"}
+
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _totals(rows: list[tuple]) -> dict:
+    return {"calls": sum(r[1] for r in rows), "prompt_tokens": sum(r[2] for r in rows), "completion_tokens": sum(r[3] for r in rows),
+            "per_model": {r[0]: {"calls": r[1], "prompt_tokens": r[2], "completion_tokens": r[3]} for r in rows}}

@@ -33,6 +33,10 @@ class LLMError(RuntimeError):
     """A call failed for good (after retries) or an answer never validated."""
 
 
+class LLMInvalidAnswer(LLMError):
+    """The endpoint answered, but no answer validated (after the repair rounds): the model's fault, not the call's."""
+
+
 @dataclass
 class Endpoint:
     """One OpenAI-compatible endpoint and the model it serves."""
@@ -222,7 +226,8 @@ class LLMClient:
                         max_repairs: int = 2) -> dict:
         """A JSON object valid under ``schema``; invalid answers get up to ``max_repairs`` repair rounds.
 
-        Raises :class:`LLMError` when no answer validates (counted in ``usage.invalid``).
+        Raises :class:`LLMInvalidAnswer` when no answer validates (counted in ``usage.invalid``) and
+        :class:`LLMError` when a call fails.
         """
         import jsonschema
 
@@ -245,7 +250,7 @@ class LLMClient:
                                                  f"matches this JSON schema: {json.dumps(schema)}"},
                 ]
         self.usage.invalid += 1
-        raise LLMError(f"{self.endpoint.label}: no valid JSON after {max_repairs} repairs: {error}")
+        raise LLMInvalidAnswer(f"{self.endpoint.label}: no valid JSON after {max_repairs} repairs: {error}")
 
 
 def run_sync(coro):
