@@ -119,9 +119,19 @@ def test_config_change_is_refused(tmp_path, tiny_bert_dir):
     cfg = config(tmp_path, "http://127.0.0.1:9/v1", tiny_bert_dir, stage1={"iterations": 0}, stage2={"enabled": False},
                  attributes={"enabled": False}, judge={"max_examples": 0})
     run_curation(cfg, tmp_path / "run")
+    # the saved config is the complete one: every key, defaults included
+    from synpref.curate.config import load_config
+
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved == load_config(cfg).to_dict() and saved["rm"]["lora_r"] == 8 and saved["endpoints"][0]["timeout"] == 120.0
+    run_curation(cfg, tmp_path / "run")  # the same config resumes
     cfg["seed"] = 5
-    with pytest.raises(ValueError, match="different config"):
+    cfg["stage2"]["band"] = 0.2
+    with pytest.raises(ValueError, match=r"different config \(seed, stage2.band\)"):
         run_curation(cfg, tmp_path / "run")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(curate_group, ["run", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "different config (seed, stage2.band)" in res.stderr
 
 
 def test_files_mode_waits_for_humans_then_continues(tmp_path, tiny_bert_dir):
@@ -245,3 +255,86 @@ def test_stage2_without_stage1_scores_each_pair_out_of_fold(tmp_path, tiny_bert_
         assert scored[name] and scored[name].isdisjoint(trained[name])  # out of fold
     decided = {e["pair_id"] for e in read_jsonl(tmp_path / "run" / "ledger" / "stage2.jsonl") if e["decision"] != "gold"}
     assert decided == scored["current_rm_fold0"] | scored["current_rm_fold1"]
+
+
+def _meta_default_device(monkeypatch):
+    """Make synpref.model's default device 'meta' (no data: a model left on it cannot score)."""
+    import torch
+
+    import synpref.model
+    import synpref.model.reward_model as reward_model
+
+    meta = lambda: torch.device("meta")  # noqa: E731
+    monkeypatch.setattr(reward_model, "default_device", meta)
+    monkeypatch.setattr(synpref.model, "default_device", meta)
+
+
+def _spy_model_devices(monkeypatch) -> dict[str, list[str]]:
+    """Record the device each scoring RM and each embedder of the run ends up on."""
+    from synpref.curate.retrieval import Embedder
+    from synpref.model import RewardModel
+
+    seen: dict[str, list[str]] = {"rm": [], "embedder": []}
+    real_load, real_init = RewardModel.from_pretrained.__func__, Embedder.__init__
+
+    def from_pretrained(cls, reference, **kw):
+        rm = real_load(cls, reference, **kw)
+        if Path(reference).name == "model":  # a checkpoint the run trained, loaded to score (training loads the base model)
+            seen["rm"].append(rm.device.type)
+        return rm
+
+    def init(self, *args, **kw):
+        real_init(self, *args, **kw)
+        seen["embedder"].append(self.model.device.type)
+
+    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(from_pretrained))
+    monkeypatch.setattr(Embedder, "__init__", init)
+    return seen
+
+
+def test_device_option_reaches_the_rm_scorer_and_the_embedder(tmp_path, tiny_bert_dir, monkeypatch):
+    """--device cpu beats synpref.model's default (made 'meta' here, where nothing could score)."""
+    make_pools(tmp_path, n=12, n_gold=4)
+    _meta_default_device(monkeypatch)
+    seen = _spy_model_devices(monkeypatch)
+    with FakeOpenAIServer(scripted_judge) as srv:
+        cfg = config(tmp_path, srv.base_url, tiny_bert_dir, stage1={"iterations": 0}, attributes={"enabled": False},
+                     stage2={"current_rm_folds": 1})
+        (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+        res = CliRunner().invoke(curate_group, ["run", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"), "--quiet", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["status"] == "done"
+    assert seen["embedder"] == ["cpu"]
+    assert seen["rm"] == ["cpu", "cpu"]  # the current RM and the gold RM
+    assert "on cpu" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_models_default_to_the_device_synpref_model_picks(tmp_path, tiny_bert_dir, monkeypatch):
+    from synpref.curate.config import load_config
+    from synpref.curate.retrieval import Embedder
+    from synpref.curate.run import Run
+    from synpref.model import RewardModel
+
+    _meta_default_device(monkeypatch)
+    assert Embedder("minilm").model.device.type == "meta"
+    loaded = []
+
+    class Loaded(Exception):
+        pass
+
+    def from_pretrained(cls, reference, **kw):  # the real loader, stopped before a meta model is asked to score
+        loaded.append(real_load(cls, reference, **kw).device.type)
+        raise Loaded
+
+    real_load = RewardModel.from_pretrained.__func__
+    monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(from_pretrained))
+    rec = make_pair("q?", "a long answer", "no")
+    run = Run(load_config({"pool": str(tmp_path)}), tmp_path)
+    run.records = {rec.id: rec}
+    with pytest.raises(Loaded):
+        run.probs(Path(tiny_bert_dir), [(rec.id, "A")])
+    assert loaded == ["meta"]
+    run.device = "cpu"  # what --device sets
+    with pytest.raises(Loaded):
+        run.probs(Path(tiny_bert_dir), [(rec.id, "A")])
+    assert loaded == ["meta", "cpu"]

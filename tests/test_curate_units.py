@@ -192,13 +192,13 @@ def test_embedder_minilm():
 def test_example_configs_load_and_bad_keys_fail(tmp_path):
     from pathlib import Path
 
-    from synpref.curate.run import load_config
+    from synpref.curate.config import load_config
 
     files = sorted((Path(__file__).resolve().parents[1] / "configs" / "curate").glob("*.yaml"))
     assert len(files) >= 3
     for f in files:
         cfg = load_config(f)
-        assert cfg["stage2"]["enabled"] and "band" in cfg["stage2"]
+        assert cfg.stage2.enabled and isinstance(cfg.stage2.band, float)
     with pytest.raises(ValueError, match="unknown curation config key"):
         load_config({"pool": "x", "stage3": {}})
     with pytest.raises(ValueError, match="stage1.human"):

@@ -33,17 +33,48 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
     click.echo(json.dumps({k: rep[k] for k in ("read", "kept", "removed", "contaminated_by", "removed_file")}, indent=2))
 
 
-@curate_group.command("run", help="Run (or resume) the whole curation described by CONFIG (YAML).")
+def _device_option(ctx, param, value):
+    """A device string torch understands and this machine has (None: synpref.model's default)."""
+    if value is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise click.BadParameter(f"{value!r} is not a device (cuda, cuda:1, cpu, mps, ...)") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise click.BadParameter(f"{value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return value
+
+
+@curate_group.command("run", help="Run (or resume) the whole curation described by CONFIG (YAML; every key: `synpref curate config`).")
 @click.argument("config", type=click.Path(exists=True))
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(), help="Run directory (resumable).")
+@click.option("--device", default=None, callback=_device_option,
+              help="Device of the run's reward-model scoring and embedder: cuda, cuda:1, cpu (default: the accelerator when there is one).")
 @click.option("--quiet", is_flag=True)
-def run_cmd(config, run_dir, quiet):
+def run_cmd(config, run_dir, device, quiet):
+    from .config import ConfigError
     from .run import run_curation
 
-    summ = run_curation(config, run_dir, progress=not quiet)
+    try:
+        summ = run_curation(config, run_dir, progress=not quiet, device=device)
+    except ConfigError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
     click.echo(json.dumps(summ, indent=2, default=str))
     if summ["status"].startswith("waiting"):
         sys.exit(3)
+
+
+@curate_group.command("config", help="Print every key of a curation config with its default and help: a YAML template to start from.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "markdown"]), default="yaml", show_default=True,
+              help="yaml: an annotated config (valid as it is, once 'pool' is set); markdown: the table of docs/curation.md.")
+def config_cmd(fmt):
+    from .config import reference_markdown, reference_yaml
+
+    click.echo(reference_yaml() if fmt == "yaml" else reference_markdown(), nl=False)
 
 
 @curate_group.command("why", help="Why is PAIR_ID in or out of the curated data?")

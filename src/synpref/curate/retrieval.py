@@ -37,16 +37,17 @@ def pair_text(rec: Record, attributes: dict | None = None, max_chars: int = 2000
 
 
 class Embedder:
-    def __init__(self, model: str = "minilm", *, device: str = "cpu", batch_size: int = 64):
+    """A sentence-transformers model on ``device`` (None: the device :mod:`synpref.model` picks)."""
+
+    def __init__(self, model: str = "minilm", *, device: str | None = None, batch_size: int = 64):
         from sentence_transformers import SentenceTransformer
 
-        ref = model
-        if model == "minilm":
-            from ..model import packaged_model_path
+        from ..model import packaged_model_path
+        from ..model.reward_model import default_device
 
-            ref = str(packaged_model_path("minilm"))
+        ref = str(packaged_model_path("minilm")) if model == "minilm" else model
         self.name = model
-        self.model = SentenceTransformer(ref, device=device)
+        self.model = SentenceTransformer(ref, device=str(device if device is not None else default_device()))
         self.model.max_seq_length = min(256, self.model.max_seq_length or 256)
         self.batch_size = batch_size
 

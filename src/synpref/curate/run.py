@@ -32,55 +32,19 @@ import yaml
 
 from ..schema import Record
 from ..store.pool import PoolWriter, read_pool
+from .config import ConfigError, CurateConfig, changed_keys, load_config
 from .stages import needs_judge, stage2_decide
 from .util import Ledger, RunState, atomic_write_json, atomic_write_text, flip, read_jsonl, sigmoid, stable_rand, write_jsonl
-
-DEFAULTS = {
-    "pool": None,  # pool directory to curate (labels as given: candidate 0 preferred)
-    "gold": None,  # optional pool of human-verified pairs (their labels are trusted)
-    "data_dir": None,  # benchmark data for decontamination
-    "prep": {"enabled": True, "near_dup": False, "near_dup_threshold": 0.9, "decontaminate": True, "extra_prompts": []},
-    "endpoints": [],  # OpenAI-compatible judges; empty: the embedded SmolLM2 judge is started
-    "judge": {"n_samples": 3, "seed": 0, "max_examples": 8, "max_chars": 1500, "example_chars": 300, "params": {}, "max_repairs": 2},
-    "attributes": {"enabled": True, "max_chars": 1200},
-    "embedder": "minilm",
-    "rm": {"model": "minilm", "max_length": 128, "epochs": 1.0, "freeze_backbone": False, "train_top_layers": 2,
-           "precision": "fp32", "eval_fraction": 0.0, "progress": False, "tensorboard": False, "pairs_per_step": 16,
-           "learning_rate": 5e-5},
-    "stage1": {"iterations": 8, "verify_budget": 16, "seed_gold": 32, "human": "files", "silver_init": 256, "k_max": 8},
-    "stage2": {"enabled": True, "band": 0.0, "recycle_flips": False, "current_rm_pairs": 0, "current_rm_folds": 2},
-    "seed": 0,
-}
 
 
 class WaitingForHumans(Exception):
     """Stage 1 exported a batch that has no decisions yet; rerun after they arrive."""
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(base.get(k), dict) and isinstance(v, dict) else v
-    return out
-
-
-def load_config(path_or_dict) -> dict:
-    cfg = path_or_dict if isinstance(path_or_dict, dict) else yaml.safe_load(Path(path_or_dict).read_text())
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown curation config key(s): {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
-    cfg = _merge(DEFAULTS, cfg)
-    if not cfg["pool"]:
-        raise ValueError("the curation config needs 'pool': the pool directory to curate")
-    if cfg["stage1"]["human"] not in ("files", "original_labels"):
-        raise ValueError("stage1.human must be 'files' (humans answer through verification files) or 'original_labels' "
-                         "(the pool's own labels play the humans: experiments and tests)")
-    return cfg
-
-
 class Run:
-    def __init__(self, cfg: dict, run_dir: Path, progress: bool = False):
+    def __init__(self, cfg: CurateConfig, run_dir: Path, progress: bool = False, device: str | None = None):
         self.cfg = cfg
+        self.device = device  # of every model the run loads (RM scoring, the embedder); None: synpref.model's default
         self.dir = run_dir
         self.state = RunState(run_dir)
         self.ledger = Ledger(run_dir)
@@ -103,11 +67,11 @@ class Run:
 
     # -- LLM access -----------------------------------------------------------------
     def clients(self):
-        from ..llm import Endpoint, JudgeServer, LLMCache, LLMClient
+        from ..llm import JudgeServer, LLMCache, LLMClient
 
         if self._clients is None:
             self._cache = LLMCache(self.dir / "llm_cache.sqlite")
-            eps = [Endpoint.from_dict(e) for e in self.cfg["endpoints"]]
+            eps = list(self.cfg.endpoints)
             if not eps:
                 self.log("no endpoint named: starting the embedded SmolLM2-135M judge (llama.cpp) on 127.0.0.1")
                 self._server = JudgeServer(log_path=self.dir / "judge_server.log", pid_file=self.dir / "judge_server.pid").start()
@@ -118,9 +82,9 @@ class Run:
     def panel(self):
         from .judges import JudgePanel
 
-        j = self.cfg["judge"]
-        return JudgePanel(self.clients(), n_samples=j["n_samples"], seed=j["seed"], max_examples=j["max_examples"],
-                          max_chars=j["max_chars"], example_chars=j["example_chars"], params=j["params"], max_repairs=j["max_repairs"])
+        j = self.cfg.judge
+        return JudgePanel(self.clients(), n_samples=j.n_samples, seed=j.seed, max_examples=j.max_examples,
+                          max_chars=j.max_chars, example_chars=j.example_chars, params=j.params, max_repairs=j.max_repairs)
 
     def llm_usage(self) -> dict:
         from ..llm import Usage
@@ -140,14 +104,14 @@ class Run:
 
     # -- data -------------------------------------------------------------------------
     def load(self) -> None:
-        pool = self.dir / "prep" if self.cfg["prep"]["enabled"] else Path(self.cfg["pool"])
+        pool = self.dir / "prep" if self.cfg.prep.enabled else Path(self.cfg.pool)
         self.records = {}
         for rec in read_pool(pool):
             self.records.setdefault(rec.id, rec)
         self.order = list(self.records)
         self.gold_ids = []
-        if self.cfg["gold"]:
-            for rec in read_pool(self.cfg["gold"]):
+        if self.cfg.gold:
+            for rec in read_pool(self.cfg.gold):
                 if rec.id not in self.records:
                     self.records[rec.id] = rec
                 self.gold_ids.append(rec.id)
@@ -169,6 +133,8 @@ class Run:
 
     # -- RMs ----------------------------------------------------------------------------
     def train_rm(self, out: Path, labelled: dict[str, str], tag: str) -> Path:
+        from dataclasses import asdict
+
         from ..train import TrainConfig, train
 
         if (out / "model" / "config.json").is_file() and (out / "summary.json").is_file():
@@ -176,7 +142,7 @@ class Run:
         recs = [self.oriented(pid, lab) for pid, lab in sorted(labelled.items())]
         if not recs:
             raise ValueError(f"{tag}: no labelled pairs to train a reward model on")
-        cfg = TrainConfig(**{**self.cfg["rm"], "data": [], "run_dir": str(out), "seed": self.cfg["seed"]})
+        cfg = TrainConfig(**asdict(self.cfg.rm), data=[], run_dir=str(out), seed=self.cfg.seed)
         self.log(f"training {tag} on {len(recs)} pairs")
         train(cfg, records=recs)
         return out / "model"
@@ -187,7 +153,7 @@ class Run:
 
         if not items:
             return []
-        rm = RewardModel.from_pretrained(model_dir, device="cpu")
+        rm = RewardModel.from_pretrained(model_dir, device=self.device)
         scores = rm.score_pairs([self.records[pid] for pid, _ in items], max_batch_tokens=0)
         return [sigmoid(r0 - r1) if lab == "A" else sigmoid(r1 - r0) for (pid, lab), (r0, r1) in zip(items, scores)]
 
@@ -196,14 +162,14 @@ class Run:
         pairs are scored by a model trained on the other folds, so no pair is judged by a model
         that memorised its (possibly wrong) label. k = 1 trains one model on everything."""
         pool = list(self.order)
-        if s2["current_rm_pairs"]:
-            random.Random(self.cfg["seed"]).shuffle(pool)
-            pool = pool[: s2["current_rm_pairs"]]
+        if s2.current_rm_pairs:
+            random.Random(self.cfg.seed).shuffle(pool)
+            pool = pool[: s2.current_rm_pairs]
         labelled = {p: silver.get(p, {}).get("label", "A") for p in pool}
-        folds = max(1, int(s2.get("current_rm_folds", 2)))
+        folds = s2.current_rm_folds
 
         def fold_of(pid: str) -> int:
-            return int(stable_rand(self.cfg["seed"], "stage2-fold", pid) * folds)
+            return int(stable_rand(self.cfg.seed, "stage2-fold", pid) * folds)
 
         if folds > 1 and len({fold_of(p) for p in labelled}) < folds:
             self.log(f"stage2: {len(labelled)} pairs cannot fill {folds} folds; one current RM trained on all of them")
@@ -224,32 +190,32 @@ class Run:
 
     # -- steps ----------------------------------------------------------------------------
     def step_prep(self) -> None:
-        if self.state.done("prep") or not self.cfg["prep"]["enabled"]:
+        if self.state.done("prep") or not self.cfg.prep.enabled:
             return
         from .prep import prep
 
-        p = self.cfg["prep"]
-        rep = prep(self.cfg["pool"], self.dir / "prep", data_dir=self.cfg["data_dir"], extra_prompts=p["extra_prompts"],
-                   decontaminate=p["decontaminate"], near_dup=p["near_dup"], near_dup_threshold=p["near_dup_threshold"], overwrite=True)
+        p = self.cfg.prep
+        rep = prep(self.cfg.pool, self.dir / "prep", data_dir=self.cfg.data_dir, extra_prompts=p.extra_prompts,
+                   decontaminate=p.decontaminate, near_dup=p.near_dup, near_dup_threshold=p.near_dup_threshold, overwrite=True)
         self.ledger.write_step("prep", ({"pair_id": r["id"], "decision": "removed", "reason": r["reason"], "detail": r.get("detail")}
                                         for r in read_jsonl(self.dir / "prep" / "removed.jsonl")))
         self.state.mark("prep", {"kept": rep["kept"], "removed": rep["removed"]})
         self.log(f"prep: kept {rep['kept']}, removed {rep['removed']}")
 
     def step_attributes(self) -> None:
-        if self.state.done("attributes") or not self.cfg["attributes"]["enabled"]:
+        if self.state.done("attributes") or not self.cfg.attributes.enabled:
             return
         from .attributes import annotate_attributes
 
         ids = self.gold_ids + self.order
         self.log(f"attributes for {len(ids)} pairs")
-        out = annotate_attributes(self.clients()[0], [self.records[i] for i in ids], max_chars=self.cfg["attributes"]["max_chars"])
+        out = annotate_attributes(self.clients()[0], [self.records[i] for i in ids], max_chars=self.cfg.attributes.max_chars)
         write_jsonl(self.dir / "attributes" / "attributes.jsonl", ({"pair_id": i, **o} for i, o in zip(ids, out)))
         self.attrs = {i: o.get("attributes") for i, o in zip(ids, out)}
         self.state.mark("attributes", {"annotated": sum(1 for o in out if o.get("attributes")), "failed": sum(1 for o in out if not o.get("attributes"))})
 
     def needs_embeddings(self) -> bool:
-        return self.cfg["stage1"]["iterations"] > 0 or self.cfg["judge"]["max_examples"] > 0
+        return self.cfg.stage1.iterations > 0 or self.cfg.judge.max_examples > 0
 
     def step_embed(self) -> None:
         if self.state.done("embed") or not self.needs_embeddings():
@@ -259,8 +225,9 @@ class Run:
         from .retrieval import Embedder, pair_text
 
         ids = self.gold_ids + self.order
-        self.log(f"embedding {len(ids)} pairs with {self.cfg['embedder']}")
-        vec = Embedder(self.cfg["embedder"]).encode([pair_text(self.records[i], self.attrs.get(i)) for i in ids])
+        embedder = Embedder(self.cfg.embedder, device=self.device)
+        self.log(f"embedding {len(ids)} pairs with {self.cfg.embedder} on {embedder.model.device}")
+        vec = embedder.encode([pair_text(self.records[i], self.attrs.get(i)) for i in ids])
         d = self.dir / "embed"
         d.mkdir(parents=True, exist_ok=True)
         np.save(d / "vectors.tmp.npy", vec)
@@ -277,7 +244,7 @@ class Run:
 
     def examples_for(self, pids: list[str], gold: dict) -> dict[str, list[dict]]:
         """Up to ``max_examples`` nearest human-verified pairs for each pair (by embedding)."""
-        m = self.cfg["judge"]["max_examples"]
+        m = self.cfg.judge.max_examples
         if m <= 0 or not gold or not (self.dir / "embed" / "ids.json").is_file():
             return {p: [] for p in pids}
         from .retrieval import NeighbourIndex
@@ -311,7 +278,7 @@ class Run:
                 self.state.mark(step + "/exporting", name)
             path = export_verification(self.dir, items, batch=name)
             info = {"batch": path.stem, "n": len(items)}
-            if self.cfg["stage1"]["human"] == "original_labels":  # the pool's own labels play the humans
+            if self.cfg.stage1.human == "original_labels":  # the pool's own labels play the humans
                 rows = [{"pair_id": it["pair_id"], "decision": "A", "annotator": "original-labels",
                          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "note": None} for it in items]
                 write_jsonl(self.dir / "verification" / "decisions" / f"{path.stem}-original-labels.jsonl", rows)
@@ -325,29 +292,29 @@ class Run:
         return {p: decisions[p]["decision"] for p in pending}
 
     def stage1(self) -> None:
-        s1 = self.cfg["stage1"]
-        if s1["iterations"] <= 0:
+        s1 = self.cfg.stage1
+        if s1.iterations <= 0:
             return
         gold = self.labels("gold")
         silver = self.labels("silver")
-        rng = random.Random(self.cfg["seed"])
+        rng = random.Random(self.cfg.seed)
         if not self.state.done("stage1/init"):
             gold = {g: {"label": "A", "source": "human", "iteration": -1} for g in self.gold_ids}
             pool = list(self.order)
             rng.shuffle(pool)
-            silver = {p: {"label": "A", "source": "dataset", "iteration": -1} for p in pool[: s1["silver_init"]]}
+            silver = {p: {"label": "A", "source": "dataset", "iteration": -1} for p in pool[: s1.silver_init]}
             self.save_labels("gold", gold)
             self.save_labels("silver", silver)
             self.state.mark("stage1/init", {"gold": len(gold), "silver": len(silver)})
         if not gold:  # a seed gold set from the humans first
-            seeds = [p for p in self.order if p not in silver][: s1["seed_gold"]]
+            seeds = [p for p in self.order if p not in silver][: s1.seed_gold]
             dec = self.human_round("stage1/seed", [{"record": self.records[p], "pair_id": p, "attributes": self.attrs.get(p)} for p in seeds])
             gold = {p: {"label": d, "source": "human", "iteration": -1} for p, d in dec.items() if d in ("A", "B")}
             self.state.set("rejected", sorted(set(self.state.data.get("rejected", [])) | {p for p, d in dec.items() if d not in ("A", "B")}))
             self.save_labels("gold", gold)
             self.ledger.write_step("stage1__seed", ({"pair_id": p, "decision": "gold" if d in "AB" else "discarded",
                                                       "reason": f"human decision {d}", "label": d} for p, d in dec.items()))
-        for it in range(s1["iterations"]):
+        for it in range(s1.iterations):
             tag = f"stage1/iter-{it:02d}"
             d = self.dir / "stage1" / f"iter-{it:02d}"
             if self.state.done(tag + "/merge"):
@@ -375,9 +342,9 @@ class Run:
                 used = set(gold) | {p for p, v in silver.items() if v["source"] != "dataset"} | set(self.state.data.get("rejected", []))
                 cand = [p for p in self.order if p not in used and p in row]
                 index = NeighbourIndex(cand, vec[[row[p] for p in cand]])
-                wanted = [(g, k_for(scores[g], s1["k_max"])) for g in gold if g in row and g in scores]
+                wanted = [(g, k_for(scores[g], s1.k_max)) for g in gold if g in row and g in scores]
                 picked: dict[str, None] = {}
-                for (g, k), hits in zip(wanted, index.search(vec[[row[g] for g, _ in wanted]], s1["k_max"]) if wanted else []):
+                for (g, k), hits in zip(wanted, index.search(vec[[row[g] for g, _ in wanted]], s1.k_max) if wanted else []):
                     for pid, _ in hits[:k]:
                         picked.setdefault(pid)
                 atomic_write_json(d / "retrieved.json", list(picked))
@@ -393,8 +360,8 @@ class Run:
             from .attributes import priority_key
 
             labelled = [p for p in retrieved if js.get(p, {}).get("label")]
-            ranked = sorted(labelled, key=lambda p: (priority_key(self.attrs.get(p)), stable_rand("verify", self.cfg["seed"], p)))
-            to_verify = ranked[: s1["verify_budget"]]
+            ranked = sorted(labelled, key=lambda p: (priority_key(self.attrs.get(p)), stable_rand("verify", self.cfg.seed, p)))
+            to_verify = ranked[: s1.verify_budget]
             items = [{"record": self.records[p], "pair_id": p, "attributes": self.attrs.get(p),
                       "llm_precheck": {"label": js[p]["label"], "confidence": js[p]["confidence"]}} for p in to_verify]
             dec = self.human_round(tag, items) if items else {}
@@ -427,8 +394,8 @@ class Run:
 
     # -- stage 2 --------------------------------------------------------------------------------
     def stage2(self) -> None:
-        s2 = self.cfg["stage2"]
-        if not s2["enabled"] or self.state.done("stage2/decide"):
+        s2 = self.cfg.stage2
+        if not s2.enabled or self.state.done("stage2/decide"):
             return
         d = self.dir / "stage2"
         gold = self.labels("gold") or {g: {"label": "A", "source": "human", "iteration": -1} for g in self.gold_ids}
@@ -450,7 +417,7 @@ class Run:
             write_jsonl(d / "scores.jsonl", ({"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for (p, lab), a, b in zip(items, pc, pg)))
             self.state.mark("stage2/score", {"n": len(items)})
         scores = {r["pair_id"]: r for r in read_jsonl(d / "scores.jsonl")}
-        band = s2["band"]
+        band = s2.band
         if not self.state.done("stage2/judge"):
             ask = [p for p in targets if needs_judge(scores[p]["p_current"], band)]
             js = self.judge(ask, gold)
@@ -481,7 +448,7 @@ class Run:
                 elif dec == "flip":
                     r = self._out(p, final, "llm-judge" if (j and j["label"] == final) else "recycled-flip", info)
                     rec_w.write(r)
-                    if s2["recycle_flips"]:
+                    if s2.recycle_flips:
                         cur_w.write(r)
                 entries.append({"pair_id": p, **info, "output_id": self.oriented(p, final).id})
         self.ledger.write_step("stage2", entries)
@@ -524,20 +491,30 @@ class Run:
         return summ
 
 
-def run_curation(config, run_dir, *, progress: bool = False) -> dict:
-    """Run (or resume) a curation; return the summary (also ``RUN_DIR/summary.json``)."""
+def run_curation(config, run_dir, *, progress: bool = False, device: str | None = None) -> dict:
+    """Run (or resume) a curation; return the summary (also ``RUN_DIR/summary.json``).
+
+    ``config``: a YAML path, a dict or a :class:`CurateConfig` (:class:`ConfigError` when it is not
+    valid). ``device``: where the run's models score and embed (``cuda``, ``cuda:1``, ``cpu``);
+    None: :func:`synpref.model.reward_model.default_device`. The device is not part of the config, so
+    a run can resume on another machine.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config)
     saved = run_dir / "config.yaml"
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text())
-        if old != cfg:
-            changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-            raise ValueError(f"{run_dir} holds a run with a different config ({', '.join(changed)}); use another RUN_DIR")
+        try:
+            old = load_config(saved)
+        except ConfigError as e:
+            raise ConfigError(f"{run_dir} holds a run whose saved config no longer loads ({e}); use another RUN_DIR") from None
+        changed = changed_keys(old, cfg)
+        if changed:
+            raise ConfigError(f"{run_dir} holds a run with a different config ({', '.join(changed)}); use another RUN_DIR")
     else:
-        atomic_write_text(saved, yaml.safe_dump(cfg, sort_keys=False))
-    run = Run(cfg, run_dir, progress)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, "# The complete config of this run (every key; `synpref curate config` explains each).\n"
+                          + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    run = Run(cfg, run_dir, progress, device)
     status = "done"
     try:
         run.step_prep()

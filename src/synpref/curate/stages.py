@@ -19,8 +19,6 @@ always written to ``recycled/`` and the ledger.
 
 from __future__ import annotations
 
-NEEDS_JUDGE = "needs_judge"
-
 
 def other(label: str) -> str:
     return "B" if label == "A" else "A"
