@@ -19,6 +19,35 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def pg_base():
+    """A throwaway PostgreSQL server for the session (base URL without a database name); tests create their own databases."""
+    from synpref.annotate.testing import postgres_bin, postgres_server
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin): apt-get install postgresql")
+    with postgres_server() as base:
+        yield base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """A migrated annotation store, once on SQLite and once on a fresh database of ``pg_base``."""
+    import uuid
+
+    from synpref.annotate import make_engine, upgrade
+    from synpref.annotate.testing import create_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'annotate.sqlite'}"
+    else:
+        url = create_database(request.getfixturevalue("pg_base"), f"t_{uuid.uuid4().hex[:10]}")
+    eng = make_engine(url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
 def minilm_tokenizer():
     from transformers import AutoTokenizer
 

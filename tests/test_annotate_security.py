@@ -8,18 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from synpref.annotate import AnnotateConfig, Policy, create_app, make_engine
-from synpref.annotate.testing import create_database, pending_pairs, postgres_bin, postgres_server, write_run
+from synpref.annotate.testing import create_database, pending_pairs, write_run
 from synpref.annotate.users import add_user, set_active
 
 PASSWORD = "correct-horse"
-
-
-@pytest.fixture(scope="module")
-def pg_base():
-    if postgres_bin() is None:
-        pytest.skip("PostgreSQL server binaries absent (/usr/lib/postgresql/*/bin): apt-get install postgresql")
-    with postgres_server() as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_files_mode_waits_for_humans_then_continues(tmp_path, tiny_bert_dir):
         if res.exit_code == 3:
             b1 = [json.loads(x) for x in (tmp_path / "run" / "verification" / "pending" / "batch-001.jsonl").read_text().splitlines()]
             (tmp_path / "run" / "verification" / "decisions" / "b1.jsonl").write_text(
-                "".join(json.dumps({"pair_id": p["pair_id"], "decision": "B", "annotator": "ann", "time": "t", "note": None}) + "\n" for p in b1))
+                "".join(json.dumps({"pair_id": p["pair_id"], "decision": "B", "annotator": "ann", "time": "2026-01-02T00:00:00Z", "note": None}) + "\n" for p in b1))
             res = runner.invoke(curate_group, ["run", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"), "--quiet"])
         assert res.exit_code == 0, res.output
         gold = json.loads((tmp_path / "run" / "labels" / "gold.json").read_text())

@@ -89,7 +89,7 @@ def test_import_idempotent_majority_and_tie(tmp_path):
     ]
     rows2 = [
         {"pair_id": "p1", "decision": "A", "annotator": "ann1", "time": t, "note": None},  # the same decision again: counts once
-        {"pair_id": "p2", "decision": "B", "annotator": "ann2", "time": t, "note": None},  # 1-1: tie -> undecidable
+        {"pair_id": "p2", "decision": "B", "annotator": "ann2", "time": t, "note": None},  # 1-1: no strict majority -> disputed
         {"pair_id": "p1", "decision": "B", "annotator": "ann2", "time": t, "note": None},
         {"pair_id": "p1", "decision": "A", "annotator": "ann3", "time": t, "note": None},  # 2-1 majority A
     ]
@@ -98,7 +98,7 @@ def test_import_idempotent_majority_and_tie(tmp_path):
     rep = import_verification(tmp_path)
     dec = rep["decisions"]
     assert dec["p1"]["decision"] == "A" and dec["p1"]["votes"] == {"A": 2, "B": 1}
-    assert dec["p2"]["decision"] == "undecidable" and dec["p3"]["decision"] == "undecidable"
+    assert dec["p2"]["decision"] == "disputed" and dec["p3"]["decision"] == "undecidable"
     assert "p4" not in dec and rep["invalid_rows"] == 1
     assert import_verification(tmp_path)["decisions"] == dec  # idempotent
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
+from ..verification import verification_dir
+
 metadata = MetaData()
 
 users = Table(
@@ -139,7 +141,7 @@ def iso(dt: datetime) -> str:
 
 
 def default_url(run_dir: str | Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'verification' / 'annotate.sqlite'}"
+    return f"sqlite:///{verification_dir(Path(run_dir).resolve()) / 'annotate.sqlite'}"
 
 
 def make_engine(url: str) -> Engine:

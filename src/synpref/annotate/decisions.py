@@ -3,23 +3,22 @@
 What the annotator clicked refers to the *displayed* sides; ``translate`` turns it
 into the source sides of the pair ("A" = response_a better) using the side
 assignment stored with the assignment. Nothing here updates or deletes a
-decision: a changed mind is a new event, and the latest event of an annotator on
-a pair is their current decision.
+decision: a changed mind is a new event. An annotator's current decision on a pair
+and the pair's outcome follow the verification contract's one rule
+(:func:`synpref.verification.latest_per_annotator`, :func:`synpref.verification.consensus`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from ..verification import DECISIONS, UNDECIDABLE, latest_per_annotator
 from .db import assignments, decisions, pairs, utcnow
-
-CHOICES = ("A", "B", "undecidable")
 
 
 class DecisionError(ValueError):
@@ -32,9 +31,9 @@ class NotYours(LookupError):
 
 def translate(choice_shown: str, shown_as_a: str) -> str:
     """Displayed choice -> source side. ``shown_as_a`` is the response displayed as "A"."""
-    if choice_shown not in CHOICES:
-        raise DecisionError(f"choice must be one of {CHOICES}")
-    if choice_shown == "undecidable" or shown_as_a == "response_a":
+    if choice_shown not in DECISIONS:
+        raise DecisionError(f"choice must be one of {DECISIONS}")
+    if choice_shown == UNDECIDABLE or shown_as_a == "response_a":
         return choice_shown
     return "B" if choice_shown == "A" else "A"
 
@@ -58,8 +57,8 @@ def record(engine: Engine, *, user_id: int, assignment_id: int, choice: str, not
     ``submission_id`` makes retries idempotent: a second submission with the same
     id returns the first event instead of storing another.
     """
-    if choice not in CHOICES:
-        raise DecisionError(f"choice must be one of {CHOICES}")
+    if choice not in DECISIONS:
+        raise DecisionError(f"choice must be one of {DECISIONS}")
     note = (note or "").strip() or None
     if note is not None and len(note) > max_note_chars:
         raise DecisionError(f"note longer than {max_note_chars} characters")
@@ -92,35 +91,10 @@ def record(engine: Engine, *, user_id: int, assignment_id: int, choice: str, not
 
 
 def current_decisions(conn: Connection, *, include_checks: bool = False):
-    """Latest decision event per (pair, annotator): rows of decisions joined with pair info."""
-    latest = (
-        select(func.max(decisions.c.id).label("id"))
-        .group_by(decisions.c.pair_pk, decisions.c.user_id)
-        .subquery()
-    )
-    q = (
-        select(decisions, pairs.c.pair_id, pairs.c.task_category, pairs.c.is_check, pairs.c.check_answer)
-        .join(latest, latest.c.id == decisions.c.id)
-        .join(pairs, pairs.c.id == decisions.c.pair_pk)
-    )
+    """Each annotator's current decision per pair (the latest by time, as the contract says): rows of
+    decisions joined with pair info, in the order they were recorded."""
+    q = select(decisions, pairs.c.pair_id, pairs.c.task_category, pairs.c.is_check, pairs.c.check_answer).join(pairs, pairs.c.id == decisions.c.pair_pk)
     if not include_checks:
         q = q.where(pairs.c.is_check == False)  # noqa: E712 (SQL expression)
-    return conn.execute(q.order_by(decisions.c.id)).all()
-
-
-def consensus(labels: list[str], k: int) -> str:
-    """Derived label of a pair from its annotators' current decisions.
-
-    "pending" until k annotators decided; then the majority of A/B when it is a
-    strict majority of all votes, "discarded" when undecidable wins (nobody could
-    decide), else "disputed".
-    """
-    if len(labels) < k:
-        return "pending"
-    counts = Counter(labels)
-    top, n = counts.most_common(1)[0]
-    if list(counts.values()).count(n) > 1:
-        return "disputed"
-    if top == "undecidable":
-        return "discarded"
-    return top if n * 2 > len(labels) else "disputed"
+    events = conn.execute(q.order_by(decisions.c.id)).all()
+    return latest_per_annotator(events, key=lambda d: (d.pair_pk, d.user_id), time=lambda d: d.created_at)

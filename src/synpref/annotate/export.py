@@ -1,10 +1,10 @@
 """Export decisions to the curation run: ``RUN_DIR/verification/decisions/*.jsonl``.
 
 Only pairs that reached k annotators are exported, one line per annotator's
-current decision (contract: pair_id, decision in source sides, annotator, time,
-note). Exports are incremental: a decision event goes out once, unless
-``everything=True``; a changed mind after an export goes out in a later file with
-a later time. Files appear atomically (written aside, then renamed).
+current decision, written by the contract's :func:`synpref.verification.decision_row`
+(pair_id, decision in source sides, annotator, time, note). Exports are incremental:
+a decision event goes out once, unless ``everything=True``; a changed mind after an
+export goes out in a later file with a later time. Files appear atomically (written aside, then renamed).
 """
 
 from __future__ import annotations
@@ -17,19 +17,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from .db import exported_decisions, exports, iso, users, utcnow
+from ..verification import decision_row, decisions_dir
+from .db import exported_decisions, exports, users, utcnow
 from .decisions import current_decisions
-
-DECISIONS = Path("verification") / "decisions"
-
-
-def decision_line(d, annotator: str) -> dict:
-    return {"pair_id": d.pair_id, "decision": d.decision, "annotator": annotator, "time": iso(d.created_at), "note": d.note}
 
 
 def export_decisions(engine: Engine, run_dir: str | Path, *, k: int, everything: bool = False) -> Path | None:
     """Write new decisions of complete pairs; returns the file, or None when nothing is new."""
-    out_dir = Path(run_dir) / DECISIONS
+    out_dir = decisions_dir(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as conn:
         names = dict(conn.execute(select(users.c.id, users.c.username)).all())
@@ -46,7 +41,7 @@ def export_decisions(engine: Engine, run_dir: str | Path, *, k: int, everything:
         tmp = out_dir / f".{name}.tmp"  # not *.jsonl: readers never see a half-written file
         with tmp.open("w", encoding="utf-8") as f:
             for d in chosen:
-                f.write(json.dumps(decision_line(d, names[d.user_id]), ensure_ascii=False) + "\n")
+                f.write(json.dumps(decision_row(d.pair_id, d.decision, names[d.user_id], d.created_at, d.note), ensure_ascii=False) + "\n")
         export_id = conn.execute(exports.insert().values(file_name=name, created_at=now, n_decisions=len(chosen))).inserted_primary_key[0]
         fresh = [{"export_id": export_id, "decision_id": d.id} for d in chosen if d.id not in already]
         if fresh:

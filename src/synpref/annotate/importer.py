@@ -1,8 +1,9 @@
 """Import pending batches (and gold check items) from a curation run, idempotently.
 
-Pending pairs come from ``RUN_DIR/verification/pending/batch-NNN.jsonl`` (the
-contract with the curation pipeline); gold check items with known answers from
-``RUN_DIR/verification/checks/*.jsonl`` (same objects plus ``"answer": "A"|"B"``).
+Pending pairs come from ``RUN_DIR/verification/pending/batch-NNN.jsonl``; gold check
+items with known answers from ``RUN_DIR/verification/checks/*.jsonl`` (same objects
+plus ``"answer": "A"|"B"``). Both are validated by the contract shared with the
+curation run, :func:`synpref.verification.validate_pending_row`.
 A pair already in the store (same ``pair_id``) is skipped, so importing twice
 changes nothing; a line that breaks the contract is reported and skipped.
 """
@@ -18,18 +19,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from ..verification import ContractError, checks_dir, pending_dir, validate_pending_row
 from . import protocol
 from .db import batch_imports, pairs, utcnow
 
 log = logging.getLogger(__name__)
-
-PENDING = Path("verification") / "pending"
-CHECKS = Path("verification") / "checks"
-_ROLES = {"system", "user", "assistant", "tool"}
-
-
-class PairError(ValueError):
-    pass
 
 
 @dataclass
@@ -48,29 +42,6 @@ def content_id(obj: dict) -> str:
     """Hash of what an annotator judges: context and both responses."""
     body = json.dumps([obj["context"], obj["response_a"], obj["response_b"]], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def validate_pair(obj, *, check: bool = False) -> dict:
-    """Return ``obj`` when it follows the pending-batch contract, else raise PairError."""
-    if not isinstance(obj, dict):
-        raise PairError("not a JSON object")
-    for key, kind in (("pair_id", str), ("batch", str), ("priority", int), ("context", list), ("response_a", str), ("response_b", str)):
-        if not isinstance(obj.get(key), kind) or (kind is int and isinstance(obj.get(key), bool)):
-            raise PairError(f"field {key!r} missing or not {kind.__name__}")
-    if not obj["pair_id"] or len(obj["pair_id"]) > 255:
-        raise PairError("pair_id empty or longer than 255")
-    for m in obj["context"]:
-        if not (isinstance(m, dict) and m.get("role") in _ROLES and isinstance(m.get("content"), str)):
-            raise PairError("context items need a known role and string content")
-    attrs = obj.get("attributes")
-    if attrs is not None and not isinstance(attrs, dict):
-        raise PairError("attributes must be an object or null")
-    pre = obj.get("llm_precheck")
-    if pre is not None and not (isinstance(pre, dict) and pre.get("label") in ("A", "B")):
-        raise PairError("llm_precheck must be null or have label A or B")
-    if check and obj.get("answer") not in ("A", "B"):
-        raise PairError("check items need answer A or B")
-    return obj
 
 
 def _row(obj: dict, *, check: bool) -> dict:
@@ -101,8 +72,8 @@ def import_file(engine: Engine, path: Path, *, check: bool, report: ImportReport
         if not line.strip():
             continue
         try:
-            rows.append(_row(validate_pair(json.loads(line), check=check), check=check))
-        except (json.JSONDecodeError, PairError) as e:
+            rows.append(_row(validate_pending_row(json.loads(line), check=check), check=check))
+        except (json.JSONDecodeError, ContractError) as e:
             report.errors.append(f"{path.name}:{n}: {e}")
     report.files += 1
     with engine.begin() as conn:
@@ -132,7 +103,7 @@ def import_run(engine: Engine, run_dir: str | Path) -> ImportReport:
     """Import every pending batch and check file under ``run_dir``."""
     run_dir = Path(run_dir)
     report = ImportReport()
-    for folder, check in ((run_dir / PENDING, False), (run_dir / CHECKS, True)):
+    for folder, check in ((pending_dir(run_dir), False), (checks_dir(run_dir), True)):
         for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
             import_file(engine, path, check=check, report=report)
     return report

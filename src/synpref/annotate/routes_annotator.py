@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
+from ..verification import LABELS
 from . import protocol
 from .app import templates
 from .assign import next_assignment
 from .auth import RowId, User, check_csrf, current_user
 from .db import decisions, pairs
-from .decisions import CHOICES, DecisionError, NotYours, record
+from .decisions import DecisionError, NotYours, record
 from .pair_view import annotator_progress, pair_view
 
 router = APIRouter()
@@ -53,8 +54,6 @@ def decide(
     user: User = Depends(current_user),
 ):
     check_csrf(user, csrf_token)
-    if choice not in CHOICES:
-        raise HTTPException(400, f"choice must be one of {CHOICES}")
     try:
         record(request.app.state.engine, user_id=user.id, assignment_id=assignment_id, choice=choice, note=note,
                submission_id=submission_id, max_note_chars=request.app.state.config.max_note_chars)
@@ -75,7 +74,7 @@ def my_decisions(request: Request, user: User = Depends(current_user)):
             .where(decisions.c.user_id == user.id)
             .order_by(decisions.c.id.desc()).limit(500)
         ).all()
-    return templates.TemplateResponse(request, "my.html", {"user": user, "rows": rows})
+    return templates.TemplateResponse(request, "my.html", {"user": user, "rows": rows, "labels": LABELS})
 
 
 @router.get("/protocol")

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from ..verification import DECISIONS
 from . import stats
 from .assign import next_assignment
 from .auth import RowId, User, admin_user, check_csrf, current_user
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api")
 
 
 class DecisionIn(BaseModel):
-    choice: str = Field(pattern="^(A|B|undecidable)$")
+    choice: str = Field(pattern=f"^({'|'.join(DECISIONS)})$")
     note: str | None = Field(default=None, max_length=10_000)
     submission_id: str | None = Field(default=None, min_length=1, max_length=64)
 

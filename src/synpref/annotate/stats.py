@@ -9,13 +9,14 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from ..verification import A, B, DISPUTED, PENDING, UNDECIDABLE, consensus
 from .agreement import agreement
-from .decisions import consensus, current_decisions
 from .db import assignments, pairs, users, utcnow
+from .decisions import current_decisions
 
 
 def progress(engine: Engine, k: int) -> dict:
-    """Overall progress on real (non-check) pairs."""
+    """Overall progress on real (non-check) pairs; a pair's state is the contract's consensus with ``k``."""
     with engine.connect() as conn:
         n_pairs = conn.execute(select(func.count()).select_from(pairs).where(pairs.c.is_check == False)).scalar()  # noqa: E712
         current = current_decisions(conn)
@@ -30,11 +31,11 @@ def progress(engine: Engine, k: int) -> dict:
         "decisions_needed": needed,
         "decisions_collected": collected,
         "fraction": collected / needed if needed else 0.0,
-        "complete": sum(n for s, n in states.items() if s != "pending"),
-        "verified_a": states["A"],
-        "verified_b": states["B"],
-        "discarded": states["discarded"],
-        "disputed": states["disputed"],
+        "complete": sum(n for s, n in states.items() if s != PENDING),
+        "verified_a": states[A],
+        "verified_b": states[B],
+        "undecidable": states[UNDECIDABLE],
+        "disputed": states[DISPUTED],
         "untouched": n_pairs - len(by_pair),
     }
 
@@ -61,7 +62,7 @@ def annotators(engine: Engine) -> list[dict]:
             "decisions": len(real),
             "last_hour": sum(d.created_at >= now - timedelta(hours=1) for d in real),
             "median_seconds": statistics.median(seconds) if seconds else None,
-            "undecidable": sum(d.decision == "undecidable" for d in real),
+            "undecidable": sum(d.decision == UNDECIDABLE for d in real),
             "checks": len(checks),
             "check_accuracy": correct / len(checks) if checks else None,
         })

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from ..verification import checks_dir, pending_dir
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -108,15 +110,15 @@ def pending_pairs(records, n: int, seed: int = 0, batch: str = "batch-001") -> l
 
 def write_run(run_dir: Path, pending: list[dict], checks: list[dict] = ()) -> Path:
     """Lay out RUN_DIR/verification/{pending,checks} like the curation run does."""
-    (run_dir / "verification" / "pending").mkdir(parents=True, exist_ok=True)
+    pending_dir(run_dir).mkdir(parents=True, exist_ok=True)
     batches: dict[str, list[dict]] = {}
     for p in pending:
         batches.setdefault(p["batch"], []).append(p)
     for name, rows in batches.items():
-        (run_dir / "verification" / "pending" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (pending_dir(run_dir) / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     if checks:
-        (run_dir / "verification" / "checks").mkdir(parents=True, exist_ok=True)
-        (run_dir / "verification" / "checks" / "checks-001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in checks))
+        checks_dir(run_dir).mkdir(parents=True, exist_ok=True)
+        (checks_dir(run_dir) / "checks-001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in checks))
     return run_dir
 
 

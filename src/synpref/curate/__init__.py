@@ -16,7 +16,7 @@ from .judges import JUDGE_SCHEMA, Judgement, JudgePanel
 from .prep import prep
 from .retrieval import Embedder, NeighbourIndex, k_for, pair_text
 from .stages import stage2_decide
-from .verification import export_verification, import_verification, read_decisions
+from .verification import export_verification, import_verification
 
 
 def run_curation(*args, **kw):
@@ -32,5 +32,5 @@ def why(*args, **kw):
 
 
 __all__ = ["ATTRIBUTE_SCHEMA", "Embedder", "JUDGE_SCHEMA", "Judgement", "JudgePanel", "NeighbourIndex", "annotate_attributes",
-           "export_verification", "import_verification", "k_for", "pair_text", "prep", "read_decisions", "run_curation",
+           "export_verification", "import_verification", "k_for", "pair_text", "prep", "run_curation",
            "stage2_decide", "why"]

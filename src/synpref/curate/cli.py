@@ -109,21 +109,29 @@ def export_cmd(run_dir, pool, budget, seed):
     click.echo(f"wrote {len(items)} pairs to {path} (+ .csv)")
 
 
-@curate_group.command("import-verification", help="Read decisions: RUN_DIR/verification/decisions/*.jsonl (plus FILES copied in).")
+@curate_group.command("import-verification", help="Read decisions: RUN_DIR/verification/decisions/*.jsonl (plus FILES copied in); "
+                      "print each pair's resolved decision. Exit code 1 when a line could not be imported.")
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.argument("files", nargs=-1, type=click.Path(exists=True))
 def import_cmd(run_dir, files):
     import shutil
 
-    from .verification import import_verification, verification_dir
+    from ..verification import decisions_dir
+    from .verification import import_verification
 
-    dest = verification_dir(run_dir) / "decisions"
+    dest = decisions_dir(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
     for f in files:
         if Path(f).resolve().parent != dest.resolve():
             shutil.copy(f, dest / Path(f).name)
-    rep = import_verification(run_dir)
-    click.echo(json.dumps({"files": rep["files"], "pairs": len(rep["decisions"]), "counts": rep["counts"], "invalid_rows": rep["invalid_rows"]}, indent=2))
+    rep = import_verification(run_dir, warn=False)  # the lines are printed below
+    click.echo(json.dumps({"files": rep["files"], "pairs": len(rep["decisions"]), "counts": rep["counts"], "decisions": rep["decisions"],
+                           "invalid_rows": rep["invalid_rows"], "invalid": rep["invalid"]}, indent=2))
+    if rep["invalid_rows"]:
+        for b in rep["invalid"]:
+            click.echo(f"error: {b['message']}", err=True)
+        click.echo(f"{rep['invalid_rows']} decision line(s) not imported: fix or remove them (the run waits until then)", err=True)
+        sys.exit(1)
 
 
 @click.group("judge", help="The embedded LLM judge (SmolLM2-135M-Instruct on llama.cpp).")

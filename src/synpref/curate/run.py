@@ -33,6 +33,7 @@ import yaml
 from ..schema import Record
 from ..store.pool import PoolWriter, read_pool
 from .config import ConfigError, CurateConfig, changed_keys, load_config
+from ..verification import UNDECIDABLE, decisions_dir
 from .stages import needs_judge, stage2_decide
 from .util import Ledger, RunState, atomic_write_json, atomic_write_text, flip, read_jsonl, sigmoid, stable_rand, write_jsonl
 
@@ -281,14 +282,18 @@ class Run:
             if self.cfg.stage1.human == "original_labels":  # the pool's own labels play the humans
                 rows = [{"pair_id": it["pair_id"], "decision": "A", "annotator": "original-labels",
                          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "note": None} for it in items]
-                write_jsonl(self.dir / "verification" / "decisions" / f"{path.stem}-original-labels.jsonl", rows)
+                write_jsonl(decisions_dir(self.dir) / f"{path.stem}-original-labels.jsonl", rows)
             self.state.mark(step + "/exported", info)
         pending = [r["pair_id"] for r in read_pending(self.dir, info["batch"])]
-        decisions = import_verification(self.dir)["decisions"]
+        ver = import_verification(self.dir)
+        if ver["invalid"]:  # a label may sit on an unreadable line: never decide without it
+            raise WaitingForHumans(f"{ver['invalid_rows']} decision line(s) could not be imported, fix or remove them, then rerun: "
+                                   + "; ".join(b["message"] for b in ver["invalid"]))
+        decisions = ver["decisions"]
         missing = [p for p in pending if p not in decisions]
         if missing:
             raise WaitingForHumans(f"{len(missing)} of {len(pending)} pairs of {info['batch']} have no decision yet: put decision files in "
-                                   f"{self.dir / 'verification' / 'decisions'} (or run `synpref curate import-verification`), then rerun")
+                                   f"{decisions_dir(self.dir)} (or run `synpref curate import-verification`), then rerun")
         return {p: decisions[p]["decision"] for p in pending}
 
     def stage1(self) -> None:
@@ -379,7 +384,8 @@ class Run:
                     else:
                         silver.pop(p, None)
                         rejected.append(p)
-                        entries.append({"pair_id": p, "decision": "discarded", "reason": "human: cannot determine"})
+                        entries.append({"pair_id": p, "decision": "discarded", "reason": "human: cannot determine" if dec[p] == UNDECIDABLE
+                                        else "humans disagree: no strict majority"})
                 elif j.get("label"):
                     silver[p] = {"label": j["label"], "source": "llm", "iteration": it, "confidence": j["confidence"]}
                     entries.append({"pair_id": p, "decision": "silver", "label": j["label"], "reason": "LLM judges' vote",

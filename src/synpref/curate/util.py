@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
+from ..formats.sources import SourceError, iter_rows
 from ..schema import Record
 from ..seeding import stable_rand  # noqa: F401 - re-exported (curation's seeded draws)
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -32,20 +37,74 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Rows of a JSONL file; a torn last line (crash mid-write) is skipped."""
+@dataclass(frozen=True)
+class BadLine:
+    """A line of a JSONL file that is not a JSON object (1-based ``line``).
+
+    ``torn``: the file's last line, cut short (no final newline): a file still being
+    written, or a write that crashed.
+    """
+
+    file: str
+    line: int
+    error: str
+    torn: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.error}" + ("; it is the last line and incomplete (torn): the file may still be being written" if self.torn else "")
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "error": self.error, "torn": self.torn, "message": str(self)}
+
+
+def read_jsonl(path: str | Path, bad_lines: list[BadLine] | None = None) -> Iterator[dict]:
+    """Objects of a JSONL file in order; a missing file has none.
+
+    A line that is not a JSON object is never dropped silently: it goes to
+    ``bad_lines`` when the caller passes a list (and counts it), otherwise it is
+    logged as a warning with its file and line number.
+    """
+    for _line, obj in read_jsonl_numbered(path, bad_lines):
+        yield obj
+
+
+def read_jsonl_numbered(path: str | Path, bad_lines: list[BadLine] | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each JSON object of a JSONL file; other lines as in :func:`read_jsonl`."""
     path = Path(path)
     if not path.is_file():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
+    held: BadLine | None = None  # a bad line is reported once we know whether it was the last one
+    for row, item in iter_rows(path):
+        if held is not None:
+            _report(held, bad_lines)
+            held = None
+        if isinstance(item, SourceError):
+            held = BadLine(str(path), row + 1, f"{_PROBLEM.get(item.reason, item.reason)} ({item.message})")
+        elif not isinstance(item, dict):
+            held = BadLine(str(path), row + 1, f"not a JSON object: {type(item).__name__}")
+        else:
+            yield row + 1, item
+    if held is not None:
+        _report(replace(held, torn=not _ends_with_newline(path)), bad_lines)
+
+
+_PROBLEM = {"bad_json": "not valid JSON", "invalid_utf8": "not valid UTF-8"}
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def _report(bad: BadLine, bad_lines: list[BadLine] | None) -> None:
+    if bad_lines is not None:
+        bad_lines.append(bad)
+    else:
+        log.warning("skipped an unreadable line: %s", bad)
 
 
 def sigmoid(x: float) -> float:

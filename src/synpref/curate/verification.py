@@ -1,18 +1,15 @@
-"""Human verification through files (the contract in docs/curation.md; the web app uses the same files).
+"""The curation run's side of human verification: write pending batches, read decisions back.
 
-Export: ``RUN_DIR/verification/pending/batch-NNN.jsonl`` (+ ``.csv``), one object per pair::
+The contract itself (folders, pending-row schema, decision vocabulary, the
+resolution rule) is :mod:`synpref.verification`, shared with the annotation app
+and described in docs/curation.md.
 
-    {"pair_id", "batch", "priority", "context": [{"role","content"}...], "response_a", "response_b",
-     "attributes": {...} | null, "llm_precheck": {"label": "A"|"B", "confidence": float} | null}
+Export: ``RUN_DIR/verification/pending/batch-NNN.jsonl`` (+ ``.csv``), one pending row per
+pair; ``response_a`` is the record's candidate 0, ``response_b`` candidate 1, as stored.
 
-``response_a`` is the record's candidate 0, ``response_b`` candidate 1, as stored.
-
-Import: every ``RUN_DIR/verification/decisions/*.jsonl``, one object per decision::
-
-    {"pair_id", "decision": "A"|"B"|"undecidable", "annotator", "time", "note"}
-
-Identical decisions (same pair, annotator, decision) count once; several
-annotators' decisions on a pair are resolved by majority, a tie is "undecidable".
+Import: every ``RUN_DIR/verification/decisions/*.jsonl`` (files in name order), resolved per
+pair by :func:`synpref.verification.resolve`. A line that is not a valid decision is counted
+and reported with its file and line number, never dropped silently.
 """
 
 from __future__ import annotations
@@ -20,23 +17,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections import Counter
 from pathlib import Path
 
 from ..schema import Record
+from ..verification import ContractError, decisions_dir, parse_decision_row, pending_dir, resolve, validate_pending_row
 from .attributes import priority_key
-from .util import atomic_write_text, read_jsonl
+from .util import BadLine, atomic_write_text, read_jsonl_numbered
 
-DECISIONS = ("A", "B", "undecidable")
-
-
-def verification_dir(run_dir) -> Path:
-    return Path(run_dir) / "verification"
-
+log = logging.getLogger(__name__)
 
 def next_batch_name(run_dir) -> str:
-    pend = verification_dir(run_dir) / "pending"
+    pend = pending_dir(run_dir)
     nums = [int(m.group(1)) for p in pend.glob("batch-*.jsonl") if (m := re.match(r"batch-(\d+)\.jsonl$", p.name))]
     return f"batch-{(max(nums) + 1) if nums else 0:03d}"
 
@@ -45,8 +39,8 @@ def export_verification(run_dir, items: list[dict], *, batch: str | None = None)
     """Write one batch. ``items``: ``[{"record", "attributes"?, "llm_precheck"?}]``; they are put in the
     protocol's priority order (objective, then low controversiality first; stable otherwise)."""
     batch = batch or next_batch_name(run_dir)
-    pend = verification_dir(run_dir) / "pending"
-    (verification_dir(run_dir) / "decisions").mkdir(parents=True, exist_ok=True)
+    pend = pending_dir(run_dir)
+    decisions_dir(run_dir).mkdir(parents=True, exist_ok=True)
     ordered = sorted(items, key=lambda it: priority_key(it.get("attributes")))
     rows = []
     for prio, it in enumerate(ordered):
@@ -61,6 +55,10 @@ def export_verification(run_dir, items: list[dict], *, batch: str | None = None)
             "attributes": it.get("attributes"),
             "llm_precheck": it.get("llm_precheck"),
         })
+        try:
+            validate_pending_row(rows[-1])
+        except ContractError as e:
+            raise ContractError(f"pair {rows[-1]['pair_id']!r} cannot go to verification: {e}") from None
     atomic_write_text(pend / f"{batch}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -76,42 +74,42 @@ def export_verification(run_dir, items: list[dict], *, batch: str | None = None)
 
 
 def read_pending(run_dir, batch: str) -> list[dict]:
-    return list(read_jsonl(verification_dir(run_dir) / "pending" / f"{batch}.jsonl"))
+    """The rows of a pending batch; a row that breaks the contract raises ContractError (file and line)."""
+    path = pending_dir(run_dir) / f"{batch}.jsonl"
+    bad: list[BadLine] = []
+    rows = []
+    for n, row in read_jsonl_numbered(path, bad):
+        try:
+            rows.append(validate_pending_row(row))
+        except ContractError as e:
+            raise ContractError(f"{path}:{n}: {e}") from None
+    if bad:
+        raise ContractError(f"{len(bad)} unreadable line(s) in a pending batch, which this run wrote itself: {'; '.join(map(str, bad))}")
+    return rows
 
 
-def read_decisions(run_dir) -> dict[str, dict]:
-    """pair_id -> {"decision", "votes": {decision: n}, "annotators": [...]} over every decisions file.
+def import_verification(run_dir, *, warn: bool = True) -> dict:
+    """Read every decisions file and resolve each pair; every unreadable or invalid line is reported.
 
-    Invalid rows are ignored (counted under the key ``"__invalid__"`` of the result's
-    companion :func:`import_verification` report).
+    Returns ``{"files", "decisions": {pair_id: {"decision", "votes", "annotators"}}, "counts",
+    "invalid_rows": int, "invalid": [{"file", "line", "error", "torn", "message"}]}``; with ``warn`` each invalid
+    line is also logged as a warning.
     """
-    return import_verification(run_dir)["decisions"]
-
-
-def import_verification(run_dir) -> dict:
-    """Read every ``verification/decisions/*.jsonl``; resolve per pair (see the module docstring)."""
-    folder = verification_dir(run_dir) / "decisions"
-    seen: set[tuple] = set()
-    per_pair: dict[str, Counter] = {}
-    annotators: dict[str, set] = {}
-    invalid = 0
+    folder = decisions_dir(run_dir)
     files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    bad: list[BadLine] = []
+    rows = []
     for f in files:
-        for row in read_jsonl(f):
-            pid, dec = row.get("pair_id"), row.get("decision")
-            if not isinstance(pid, str) or dec not in DECISIONS:
-                invalid += 1
-                continue
-            key = (pid, str(row.get("annotator")), dec)
-            if key in seen:
-                continue
-            seen.add(key)
-            per_pair.setdefault(pid, Counter())[dec] += 1
-            annotators.setdefault(pid, set()).add(str(row.get("annotator")))
-    decisions = {}
-    for pid, c in per_pair.items():
-        (top, n), *rest = c.most_common()
-        final = "undecidable" if rest and rest[0][1] == n else top
-        decisions[pid] = {"decision": final, "votes": dict(c), "annotators": sorted(annotators[pid])}
+        for n, obj in read_jsonl_numbered(f, bad):
+            try:
+                rows.append(parse_decision_row(obj))
+            except ContractError as e:
+                bad.append(BadLine(str(f), n, str(e)))
+    bad.sort(key=lambda b: (b.file, b.line))
+    for b in bad if warn else ():
+        log.warning("decision line not imported: %s (fix or remove the line)", b)
+    decisions = {pid: r.to_dict() for pid, r in resolve(rows).items()}
     counts = Counter(d["decision"] for d in decisions.values())
-    return {"files": [str(f) for f in files], "decisions": decisions, "counts": dict(counts), "invalid_rows": invalid}
+    return {"files": [str(f) for f in files], "decisions": decisions, "counts": dict(counts),
+            "invalid_rows": len(bad), "invalid": [b.to_dict() for b in bad]}
+
