@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..numeric import sigmoid  # noqa: F401  (curate.run imports it from here)
 from ..schema import Record
 
 
@@ -45,12 +45,6 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
             except ValueError:
                 continue
-
-
-def sigmoid(x: float) -> float:
-    if x != x:
-        return 0.5
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
 def stable_rand(*parts) -> float:
