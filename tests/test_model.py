@@ -104,3 +104,32 @@ def test_gguf_conversion_is_cached(smollm_dir, monkeypatch):
     model = AutoModelForSequenceClassification.from_pretrained(smollm_dir)
     assert getattr(model.config, "quantization_config", None) is None
     assert model.config.architectures == ["LlamaForSequenceClassification"]
+
+
+# -- the device: one default, one --device override ---------------------------------------
+def test_resolve_device_defaults_and_refuses_bad_names_naming_the_flag():
+    from synpref.model import DeviceError, default_device, resolve_device
+
+    assert resolve_device(None) == resolve_device("") == default_device()
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(torch.device("cpu")) == torch.device("cpu")
+    for bad, why in (("cudaa", "not a device name"), ("gpu:1", "not a device name"), ("meta", "cpu, cuda, mps or xpu")):
+        with pytest.raises(DeviceError, match=why) as err:
+            resolve_device(bad)
+        assert "--device" in str(err.value)
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        assert resolve_device("cuda") == torch.device("cuda") and resolve_device(f"cuda:{n - 1}").index == n - 1
+        with pytest.raises(DeviceError, match=f"has {n} cuda device"):
+            resolve_device(f"cuda:{n}")
+    else:
+        with pytest.raises(DeviceError, match="no cuda device.*--device cpu"):
+            resolve_device("cuda")
+
+
+def test_reward_model_loads_on_the_resolved_device(tiny_bert_dir):
+    from synpref.model import DeviceError, default_device
+
+    assert RewardModel.from_pretrained(tiny_bert_dir).device.type == default_device().type
+    assert RewardModel.from_pretrained(tiny_bert_dir, device="cpu").device == torch.device("cpu")
+    with pytest.raises(DeviceError, match="--device"):
+        RewardModel.from_pretrained(tiny_bert_dir, device="tpu")

@@ -13,6 +13,7 @@ import time
 
 import httpx
 import pytest
+import torch
 
 from synpref.model import RewardModel
 from synpref.schema import Message as M
@@ -114,6 +115,26 @@ def test_compare_gives_bradley_terry_probability(client, rm):
     # a string prompt is one user turn: same answer
     r2 = client.post("/v1/compare", json={"prompt": "What is 2+2?", "a": "It is 4.", "b": "Fish."}).json()
     assert abs(r2["prob_a_beats_b"] - r["prob_a_beats_b"]) < 1e-9
+
+
+def test_compare_with_a_huge_reward_gap_gives_a_probability(tiny_bert_dir):
+    # A head scaled up 1e9 times: the two rewards differ by far more than the ~709 math.exp overflows at.
+    steep = RewardModel.from_pretrained(tiny_bert_dir, device="cpu")
+    with torch.no_grad():
+        steep.model.classifier.weight.mul_(1e9)
+    body = {"prompt": "What is 2+2?", "a": "It is 4.", "b": "Fish."}
+    running = RunningServer(create_app(steep, ServeConfig()))
+    try:
+        ab = httpx.post(running.url + "/v1/compare", json=body)
+        ba = httpx.post(running.url + "/v1/compare", json={**body, "a": body["b"], "b": body["a"]})
+    finally:
+        running.stop()
+    assert ab.status_code == 200 and ba.status_code == 200, (ab.text, ba.text)
+    ab, ba = ab.json(), ba.json()
+    assert abs(ab["reward_a"] - ab["reward_b"]) > 1000
+    winner_is_a = ab["reward_a"] > ab["reward_b"]
+    assert ab["prob_a_beats_b"] == (1.0 if winner_is_a else 0.0)
+    assert ba["prob_a_beats_b"] == (0.0 if winner_is_a else 1.0)
 
 
 def test_best_of_n_ranks_candidates(client, rm):

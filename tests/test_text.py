@@ -128,3 +128,39 @@ def test_truncate_keeps_the_start_of_an_overlong_response(minilm_tokenizer):
     assert stats.response_truncated == 1 and stats.dropped == 0
     ctx_tokens = enc.token_type_ids.count(0) - 2  # minus [CLS] and the middle [SEP]
     assert ctx_tokens == (64 - 3) // 4
+
+
+NO_SYSTEM_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{{ m['role'] + ' : ' + m['content'] + ' ' }}{% endfor %}"
+)
+
+
+def test_a_template_that_refuses_system_turns_is_reported(caplog):
+    tok = word_tokenizer(template=NO_SYSTEM_TEMPLATE)
+    with caplog.at_level("WARNING", logger="synpref.text"):
+        ids = encode(tok, CONV).input_ids  # conversations without a system turn still encode
+    plain = "{% for m in messages %}{{ m['role'] + ' : ' + m['content'] + ' ' }}{% endfor %}"
+    assert ids == encode(word_tokenizer(template=plain), CONV).input_ids
+    [record] = [r for r in caplog.records if r.name == "synpref.text"]
+    assert "System role not supported" in record.getMessage() and "system_prompt" in record.getMessage()
+    with pytest.raises(Exception, match="System role not supported"):  # asked for one: the template's own error
+        encode(tok, CONV, TextPolicy(system_prompt="Be terse."))
+
+
+def test_a_tokenizer_that_cannot_hold_the_cached_facts_is_reported_once(caplog):
+    class Frozen(PreTrainedTokenizerFast):
+        def __setattr__(self, name, value):
+            if name == "_synpref_text_facts":
+                raise AttributeError(f"{type(self).__name__} is read-only")
+            super().__setattr__(name, value)
+
+    plain = word_tokenizer(template=BOS_TEMPLATE)
+    frozen = Frozen(tokenizer_object=plain.backend_tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                    unk_token="<unk>")
+    frozen.chat_template = BOS_TEMPLATE
+    with caplog.at_level("WARNING", logger="synpref.text"):
+        first, second = encode(frozen, CONV).input_ids, encode(frozen, CONV).input_ids
+    assert first == second == encode(plain, CONV).input_ids
+    warnings = [r.getMessage() for r in caplog.records if r.name == "synpref.text"]
+    assert len(warnings) == 1 and "read-only" in warnings[0] and "slower" in warnings[0]

@@ -479,3 +479,36 @@ def test_config_help_and_validation(tmp_path):
         TrainConfig.from_dict({"nope": 1})
     cfg = TrainConfig(data="pool", lora=True)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+# -- TensorBoard is a view of metrics.jsonl: its failures are reported, never fatal -------------
+def test_tensorboard_failures_are_reported_and_metrics_kept(tiny_bert, tmp_path, capfd, monkeypatch):
+    pytest.importorskip("tensorboard")
+    recs = synthetic_records(32)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "tensorboard").write_text("a file where the event folder should be")
+    train(_cfg(tiny_bert, blocked, max_steps=2, tensorboard=True), records=recs)
+    err = capfd.readouterr().err
+    assert "TensorBoard logging is off for this run because FileExistsError" in err and "metrics.jsonl" in err
+    assert [x["step"] for x in _metrics(blocked) if "loss" in x] == [1, 2]
+
+    with monkeypatch.context() as m:  # not installed
+        m.setitem(sys.modules, "torch.utils.tensorboard", None)
+        train(_cfg(tiny_bert, tmp_path / "absent", max_steps=1, tensorboard=True), records=recs)
+    err = capfd.readouterr().err
+    assert "TensorBoard logging is off for this run because ModuleNotFoundError" in err and "--no-tensorboard" in err
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    def disk_full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", disk_full)
+    summary = train(_cfg(tiny_bert, tmp_path / "full", max_steps=3, tensorboard=True), records=recs)
+    err = capfd.readouterr().err
+    assert err.count("TensorBoard logging stopped at step 1 because OSError") == 1  # once, then off
+    assert summary["steps"] == 3 and [x["step"] for x in _metrics(tmp_path / "full") if "loss" in x] == [1, 2, 3]
+
+    train(_cfg(tiny_bert, tmp_path / "off", max_steps=1, tensorboard=False), records=recs)
+    assert "TensorBoard" not in capfd.readouterr().err

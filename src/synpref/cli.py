@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_options import device_option
 from .text import LENGTH_POLICIES
 
 
@@ -138,7 +139,8 @@ def _train_command():
     @main.command(name="train")
     @click.option("--config", "config_file", type=click.Path(exists=True), help="YAML or JSON file with TrainConfig fields.")
     @click.option("-o", "--out", "out", type=click.Path(), help="Run directory (same as --run-dir).")
-    @dataclass_options(TrainConfig)
+    @dataclass_options(TrainConfig, skip=("device",))
+    @device_option(TrainConfig.help()["device"])
     def train_cmd(config_file, out, **values):
         """Train a Bradley-Terry reward model on pools (see --data).
 
@@ -169,7 +171,8 @@ _train_command()
 @click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--max-length", type=int, help="Override the checkpoint's max_length.")
 @click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help="Override the checkpoint's length policy.")
-def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy):
+@device_option()
+def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device):
     """Score every candidate of every record; print pairwise accuracy for pairs."""
     from .model import RewardModel
     from .scoring import score_records
@@ -181,7 +184,7 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
         click.echo(f"skipped: {err}", err=True)
     if errors:
         click.echo(f"skipped {len(errors)} unreadable rows/records (listed above, first 10)", err=True)
-    rm = RewardModel.from_pretrained(model)
+    rm = RewardModel.from_pretrained(model, device=device)
     rm.policy = rm.policy.override(max_length=max_length, length_policy=length_policy)
     stats = LengthStats()
     rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)

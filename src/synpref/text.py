@@ -34,12 +34,15 @@ in synpref builds token ids from text. The rules:
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 from .schema import Message
 
 LENGTH_POLICIES = ("error", "drop", "truncate-left", "truncate")
+
+log = logging.getLogger(__name__)
 
 
 class LengthError(ValueError):
@@ -105,6 +108,7 @@ class LengthStats:
 
 # -- tokenizer facts, computed once per tokenizer ---------------------------
 _FACTS_ATTR = "_synpref_text_facts"
+_UNCACHEABLE: set[type] = set()  # tokenizer classes that refuse the cached facts attribute (warned about once)
 
 
 @dataclass(frozen=True)
@@ -138,13 +142,22 @@ def _probe_pair_layout(tok) -> tuple:
     )
 
 
+def _tokenizer_name(tok) -> str:
+    return getattr(tok, "name_or_path", None) or type(tok).__name__
+
+
 def _template_injects_system(tok) -> bool:
     try:
         plain = tok.apply_chat_template([{"role": "user", "content": "\u2603"}], tokenize=False)
         with_sys = tok.apply_chat_template(
             [{"role": "system", "content": "\u2604"}, {"role": "user", "content": "\u2603"}], tokenize=False
         )
-    except Exception:  # templates without a system role
+    except Exception as e:  # e.g. templates that refuse a system role (Gemma's)
+        log.warning(
+            "the chat template of %s cannot render synpref's probe conversations (%s: %s), so synpref assumes it adds "
+            "no system prompt of its own: if it does, that text reaches the model unasked; if it refuses system "
+            "turns, conversations with one and the system_prompt setting fail to encode.",
+            _tokenizer_name(tok), type(e).__name__, e)
         return False
     # Injection means the bare rendering already holds a system block: it then has
     # the same shape as the explicit one, differing only in the system text.
@@ -169,8 +182,11 @@ def _facts(tok) -> _TokenizerFacts:
         facts = _TokenizerFacts("transcript", False, starts_with_bos, None)
     try:
         setattr(tok, _FACTS_ATTR, facts)
-    except AttributeError:
-        pass
+    except AttributeError as e:
+        if type(tok) not in _UNCACHEABLE:  # once per tokenizer class: this runs on every encode
+            _UNCACHEABLE.add(type(tok))
+            log.warning("cannot remember the rendering facts of tokenizer %s (%s); synpref works them out again for "
+                        "every encoded conversation, which is slower but gives the same ids", _tokenizer_name(tok), e)
     return facts
 
 

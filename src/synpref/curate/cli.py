@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from ..cli_options import device_option
+
 
 @click.group("curate", help="Curate preference data: prep, the two-stage run, human verification files, lineage.")
 def curate_group():
@@ -33,26 +35,11 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
     click.echo(json.dumps({k: rep[k] for k in ("read", "kept", "removed", "contaminated_by", "removed_file")}, indent=2))
 
 
-def _device_option(ctx, param, value):
-    """A device string torch understands and this machine has (None: synpref.model's default)."""
-    if value is None:
-        return None
-    import torch
-
-    try:
-        device = torch.device(value)
-    except RuntimeError:
-        raise click.BadParameter(f"{value!r} is not a device (cuda, cuda:1, cpu, mps, ...)") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise click.BadParameter(f"{value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return value
-
-
 @curate_group.command("run", help="Run (or resume) the whole curation described by CONFIG (YAML; every key: `synpref curate config`).")
 @click.argument("config", type=click.Path(exists=True))
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(), help="Run directory (resumable).")
-@click.option("--device", default=None, callback=_device_option,
-              help="Device of the run's reward-model scoring and embedder: cuda, cuda:1, cpu (default: the accelerator when there is one).")
+@device_option("Device of the run's reward models (training and scoring) and embedder: cpu, cuda, cuda:N "
+               "(default: cuda if available, else cpu).")
 @click.option("--quiet", is_flag=True)
 def run_cmd(config, run_dir, device, quiet):
     from .config import ConfigError

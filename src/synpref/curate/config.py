@@ -75,6 +75,7 @@ _SET_BY_RUN = {
     "data": "the run trains each reward model on its own labelled pairs",
     "run_dir": "each reward model is trained in its own folder of RUN_DIR",
     "seed": "every reward model uses the config's top-level seed",
+    "device": "the device is not part of the config: pass `synpref curate run --device`",
 }
 _RM_DEFAULTS = {"max_length": 128, "epochs": 1.0, "train_top_layers": 2, "precision": "fp32", "eval_fraction": 0.0,
                 "progress": False, "tensorboard": False, "pairs_per_step": 16, "learning_rate": 5e-5}
@@ -90,7 +91,7 @@ def _rm_fields():
 
 
 RMConfig = make_dataclass("RMConfig", list(_rm_fields()), namespace={
-    "__doc__": "Settings of every reward model the run trains: any TrainConfig field but data, run_dir and seed.",
+    "__doc__": "Settings of every reward model the run trains: any TrainConfig field but data, run_dir, seed and device.",
     "__set_by_run__": _SET_BY_RUN})
 RMConfig.__module__ = __name__
 
@@ -128,7 +129,7 @@ class CurateConfig:
     judge: JudgeConfig = _section(JudgeConfig, "The pairwise LLM judges.")
     attributes: AttributesConfig = _section(AttributesConfig, "Preference attributes of each pair.")
     embedder: str = _f("minilm", "Sentence-transformers model (name or path) embedding pairs for retrieval; minilm = all-MiniLM-L6-v2, packaged.")
-    rm: RMConfig = _section(RMConfig, "Every reward model the run trains (any TrainConfig field but data, run_dir, seed).")
+    rm: RMConfig = _section(RMConfig, "Every reward model the run trains (any TrainConfig field but data, run_dir, seed, device).")
     stage1: Stage1Config = _section(Stage1Config, "Stage 1: human-in-the-loop rounds.")
     stage2: Stage2Config = _section(Stage2Config, "Stage 2: automatic keep / flip / discard.")
     seed: int = _f(0, "Seed of the run: pool shuffles, fold assignment, verification order, every RM's training.")

@@ -43,7 +43,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         from ..model import packaged_model_path
-        from ..model.reward_model import default_device
+        from ..model import default_device
 
         ref = str(packaged_model_path("minilm")) if model == "minilm" else model
         self.name = model

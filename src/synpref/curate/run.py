@@ -45,7 +45,7 @@ class WaitingForHumans(Exception):
 class Run:
     def __init__(self, cfg: CurateConfig, run_dir: Path, progress: bool = False, device: str | None = None):
         self.cfg = cfg
-        self.device = device  # of every model the run loads (RM scoring, the embedder); None: synpref.model's default
+        self.device = device  # of every model the run loads (RM training and scoring, the embedder); None: synpref.model's default
         self.dir = run_dir
         self.state = RunState(run_dir)
         self.ledger = Ledger(run_dir)
@@ -143,7 +143,7 @@ class Run:
         recs = [self.oriented(pid, lab) for pid, lab in sorted(labelled.items())]
         if not recs:
             raise ValueError(f"{tag}: no labelled pairs to train a reward model on")
-        cfg = TrainConfig(**asdict(self.cfg.rm), data=[], run_dir=str(out), seed=self.cfg.seed)
+        cfg = TrainConfig(**asdict(self.cfg.rm), data=[], run_dir=str(out), seed=self.cfg.seed, device=self.device)
         self.log(f"training {tag} on {len(recs)} pairs")
         train(cfg, records=recs)
         return out / "model"
@@ -501,8 +501,8 @@ def run_curation(config, run_dir, *, progress: bool = False, device: str | None 
     """Run (or resume) a curation; return the summary (also ``RUN_DIR/summary.json``).
 
     ``config``: a YAML path, a dict or a :class:`CurateConfig` (:class:`ConfigError` when it is not
-    valid). ``device``: where the run's models score and embed (``cuda``, ``cuda:1``, ``cpu``);
-    None: :func:`synpref.model.reward_model.default_device`. The device is not part of the config, so
+    valid). ``device``: where the run's models train, score and embed (``cuda``, ``cuda:1``, ``cpu``);
+    None: :func:`synpref.model.default_device`. The device is not part of the config, so
     a run can resume on another machine.
     """
     run_dir = Path(run_dir)

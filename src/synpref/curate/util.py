@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
 from ..formats.sources import SourceError, iter_rows
+from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
+from ..numeric import sigmoid  # noqa: F401  (curate.run imports it from here)
 from ..schema import Record
 from ..seeding import stable_rand  # noqa: F401 - re-exported (curation's seeded draws)
 
@@ -107,10 +107,6 @@ def _report(bad: BadLine, bad_lines: list[BadLine] | None) -> None:
         log.warning("skipped an unreadable line: %s", bad)
 
 
-def sigmoid(x: float) -> float:
-    if x != x:
-        return 0.5
-    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
 def flip(rec: Record) -> Record:

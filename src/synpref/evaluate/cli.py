@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..cli_options import device_option
+
 
 @click.command(name="eval")
 @click.argument("models", nargs=-1)
@@ -16,6 +18,7 @@ import click
 @click.option("--limit", type=int, help="At most N items per benchmark (results are marked incomplete).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True)
 @click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
+@device_option()
 @click.option("--no-baselines", is_flag=True, help="Skip the length-only baselines.")
 @click.option("--cache-dir", type=click.Path(), help="Cache folder: rewards per model, the judge's answers in llm_cache.sqlite (default OUT/cache).")
 @click.option("--hub/--no-hub", "use_hub", default=None, help="Load benchmarks without a local folder from the hub (default: unless HF_HUB_OFFLINE).")
@@ -24,7 +27,7 @@ import click
 @click.option("--judge-api-key-env", help="Name of the environment variable holding the endpoint's API key.")
 @click.option("--judge-both-orders", is_flag=True, help="Ask the judge in both candidate orders (disagreement = tie).")
 @click.option("--judge-seed", default=0, show_default=True, help="Seed of the order the two candidates are shown in.")
-def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precision, max_batch_tokens, no_baselines, cache_dir, use_hub, judge_endpoint, judge_model, judge_api_key_env, judge_both_orders, judge_seed):
+def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precision, max_batch_tokens, device, no_baselines, cache_dir, use_hub, judge_endpoint, judge_model, judge_api_key_env, judge_both_orders, judge_seed):
     """Score reward MODELS (and/or a generative judge) on the reward-model benchmarks and/or preference files."""
     import os
 
@@ -54,6 +57,7 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         cache_dir=Path(cache_dir) if cache_dir else None,
         use_hub=use_hub,
         max_batch_tokens=max_batch_tokens,
+        device=device,
         judges=judges,
     )
     for model, entry in results["models"].items():

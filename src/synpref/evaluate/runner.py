@@ -45,6 +45,7 @@ def run_evaluation(
     cache_dir: Path | None = None,
     use_hub: bool | None = None,
     max_batch_tokens: int = 0,
+    device: str | None = None,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     write_report: bool = True,
@@ -56,7 +57,8 @@ def run_evaluation(
     sub-folder, or a dict benchmark -> folder. Rewards are cached per model under
     ``cache_dir`` (default ``out_dir/cache``), so a rerun does not rescore.
     ``judges`` adds generative judges (:class:`~synpref.evaluate.judge.OpenAIJudge`)
-    to the same tables. Returns the results dict written to results.json.
+    to the same tables. ``device``: where the reward models run (see ``synpref.model.resolve_device``).
+    Returns the results dict written to results.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,7 @@ def run_evaluation(
 
     evaluators = [
         *(length_baselines() if baselines else []),
-        *(RewardModelScorer(m, precision=precision, max_batch_tokens=max_batch_tokens) for m in models),
+        *(RewardModelScorer(m, precision=precision, max_batch_tokens=max_batch_tokens, device=device) for m in models),
         *judges,
     ]
     results = {

@@ -70,11 +70,12 @@ class RewardModelScorer:
 
     kind = "reward-model"
 
-    def __init__(self, reference: str, *, precision: str = "fp32", max_batch_tokens: int = 0):
+    def __init__(self, reference: str, *, precision: str = "fp32", max_batch_tokens: int = 0, device: str | None = None):
         self.name = str(reference)
         self.reference = reference
         self.precision = precision
         self.max_batch_tokens = max_batch_tokens
+        self.device = device  # None: the device synpref.model picks
         self.key, self.policy = model_key(reference, precision)
         self.length_stats = LengthStats()
         self._model = None
@@ -84,7 +85,7 @@ class RewardModelScorer:
         if self._model is None:
             from ..model import RewardModel
 
-            self._model = RewardModel.from_pretrained(self.reference, policy=self.policy)
+            self._model = RewardModel.from_pretrained(self.reference, policy=self.policy, device=self.device)
         return self._model
 
     def score(self, conversations) -> list[float]:

@@ -1,10 +1,12 @@
-"""Reward models: loading (incl. GGUF conversion), scoring, saving."""
+"""Reward models: loading (incl. GGUF conversion), the device, scoring, saving."""
 
+from .device import DeviceError, default_device, resolve_device
 from .loading import PACKAGED_MODELS, convert_gguf, packaged_model_path, resolve
-from .reward_model import RewardModel, autocast_context, bf16_supported, default_device, uses_bf16
+from .reward_model import RewardModel, autocast_context, bf16_supported, uses_bf16
 
 __all__ = [
     "PACKAGED_MODELS",
+    "DeviceError",
     "RewardModel",
     "autocast_context",
     "bf16_supported",
@@ -12,5 +14,6 @@ __all__ = [
     "default_device",
     "packaged_model_path",
     "resolve",
+    "resolve_device",
     "uses_bf16",
 ]

@@ -17,13 +17,10 @@ import torch
 from ..batching import AUTO, default_batch_tokens, token_budget_batches
 from ..schema import Message, as_conversation
 from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
+from .device import resolve_device
 from .loading import resolve
 
 SYNPREF_CONFIG_KEY = "synpref"
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -88,9 +85,13 @@ class RewardModel:
         dtype: torch.dtype | None = None,
         **model_kwargs,
     ) -> "RewardModel":
-        """Load a checkpoint dir, hub id, ``.gguf`` file, or a packaged short name (``minilm``)."""
+        """Load a checkpoint dir, hub id, ``.gguf`` file, or a packaged short name (``minilm``).
+
+        ``device``: see :func:`~synpref.model.device.resolve_device` (None: the GPU when there is one).
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        target = resolve_device(device)  # before loading: a bad --device fails fast
         path = resolve(reference)
         tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs = {"num_labels": 1, **model_kwargs}
@@ -103,7 +104,7 @@ class RewardModel:
             model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
         if model.config.num_labels != 1:
             raise ValueError(f"{reference}: a reward model needs num_labels=1, the checkpoint has {model.config.num_labels}")
-        model.to(torch.device(device) if device is not None else default_device())
+        model.to(target)
         model.eval()
         return cls(model, tokenizer, policy)
 

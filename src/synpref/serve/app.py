@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..numeric import sigmoid
 from . import payloads as p
 from .batcher import BatcherClosed, MicroBatcher
 from .bon import choose, rank_indices
@@ -149,7 +150,7 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
         if math.isnan(raw_a) or math.isnan(raw_b):
             prob = None
         else:  # Bradley-Terry on raw rewards: the scale the model was trained on
-            prob = 1.0 / (1.0 + math.exp(-(raw_a - raw_b)))
+            prob = sigmoid(raw_a - raw_b)
         shown = service.normalized([raw_a, raw_b]) if normalize else [raw_a, raw_b]
         return {
             "model": config.model_name,

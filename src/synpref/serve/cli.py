@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..cli_options import device_option
 from ..text import LENGTH_POLICIES
 
 _length_options = [
@@ -17,7 +18,7 @@ _length_options = [
         type=click.Choice(LENGTH_POLICIES),
         help="Override the checkpoint's length policy (see synpref.text).",
     ),
-    click.option("--device", help="torch device (default: cuda if available, else cpu)."),
+    device_option(),
 ]
 
 

@@ -83,6 +83,10 @@ class TrainConfig:
     disable_dropout: bool = _f(True, "Switch off every dropout in the model while training (TRL's RewardTrainer does the same by default).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass (less memory, ~30% slower).")
     # -- hardware -------------------------------------------------------------------
+    device: str | None = _f(None, "Device to train on: cpu, cuda, cuda:N, mps or xpu (default: the one accelerate picks, "
+                            "the GPU when there is one). Under `accelerate launch` with several processes each process "
+                            "keeps the device accelerate gives it: only cpu (data parallelism over gloo) or that device's "
+                            "type without an index is accepted; choose GPUs with CUDA_VISIBLE_DEVICES or --gpu_ids.")
     precision: str = _f("auto", "fp32 | bf16 (autocast) | auto (bf16 where the hardware supports it).")
     num_threads: int = _f(0, "torch threads per process (0: the available CPU cores / processes on this machine).")
     # -- bookkeeping ----------------------------------------------------------------

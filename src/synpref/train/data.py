@@ -120,6 +120,26 @@ def prepare_pairs(
     return PairData(train, held, counts)
 
 
+def load_training_pairs(cfg, rm, records: Iterable[Record] | None = None) -> PairData:
+    """The encoded train/held-out pairs of ``cfg.data`` (or of in-memory ``records``), with their sources.
+
+    ``cfg`` is a :class:`~synpref.train.config.TrainConfig`; ``rm`` the model being trained.
+    """
+    if records is None:
+        if not cfg.data:
+            raise ValueError("TrainConfig.data is empty: give pool directories to train on")
+        recs, sources = read_records(cfg.data)
+    else:
+        recs = list(records)
+        sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]
+    data = prepare_pairs(rm, recs, eval_fraction=cfg.eval_fraction, rating_gap=cfg.rating_gap, expand_mode=cfg.expand_mode)
+    del recs
+    if not data.train:
+        raise ValueError(f"no training pairs left ({data.counts})")
+    data.sources = sources
+    return data
+
+
 # -- step plan ------------------------------------------------------------------
 def epoch_steps(lengths: Sequence[int], pairs_per_step: int, window: int, seed: int, epoch: int) -> list[list[int]]:
     """The optimizer steps of one epoch: lists of pair indices (see TrainConfig docs)."""

@@ -47,13 +47,3 @@ def pair_loss(
         out = out + reward_centering(r_c, r_r, center_coef)
     return out
 
-
-def pair_metrics(r_c: torch.Tensor, r_r: torch.Tensor) -> dict:
-    """Accuracy (a tie counts as wrong) and mean margin r_c - r_r."""
-    diff = (r_c - r_r).double()
-    n = diff.numel()
-    return {
-        "accuracy": float((diff > 0).double().mean()) if n else float("nan"),
-        "mean_margin": float(diff.mean()) if n else float("nan"),
-        "pairs": n,
-    }

@@ -1,18 +1,90 @@
-"""What to train: freeze the backbone, train its top N layers, or add LoRA adapters."""
+"""The model a run trains: loaded, with what to train (the whole model, the head, the top N layers
+or LoRA adapters), dropout, activation checkpointing, and its placement over the processes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .config import TrainConfig
+
+
+@dataclass
+class TrainModel:
+    """The reward model being trained and what the loop needs to know about it."""
+
+    rm: object  # a synpref.model.RewardModel; rm.model is the (possibly peft-wrapped) classifier
+    base_class: str  # the classifier's class name, before any LoRA wrapping
+    head_modules: set[str]  # top-level modules of the reward head (their own learning rate)
+    parameter_info: dict  # parameter counts and the layer stack trained (summary.json)
+    checkpointing: bool  # activation checkpointing is on
+    root: nn.Module | None  # the FSDP root when sharded, else None
+    params: list[torch.nn.Parameter]  # the trainable parameters, in a fixed order
+
+    @property
+    def model(self):
+        return self.rm.model
+
+    def finish(self) -> None:
+        """After the last step: merge LoRA adapters into a plain model, switch checkpointing off."""
+        self.rm.model = merge_lora(self.rm.model)
+        if self.checkpointing:
+            model = self.rm.model
+            disable = getattr(model, "activation_checkpointing_disable", None) or getattr(model, "gradient_checkpointing_disable", None)
+            if disable is not None:
+                disable()
+
+
+def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
+    """Load ``cfg.model`` for training on this process (``launch``: a :class:`~synpref.train.launch.Launch`)."""
+    from ..model import RewardModel
+    from ..text import TextPolicy
+
+    policy = TextPolicy(cfg.max_length, cfg.length_policy, cfg.system_prompt)
+    # Sharded: load on the CPU; fully_shard moves each process's shard to its device.
+    rm = RewardModel.from_pretrained(cfg.model, policy=policy, device="cpu" if launch.sharded else launch.device)
+    model = rm.model
+    base_class = type(model).__name__
+    head_modules = {n.split(".")[0] for n in head_parameter_names(model)}
+    info = set_trainable(model, freeze_backbone=cfg.freeze_backbone, top_layers=cfg.train_top_layers)
+    if cfg.disable_dropout:
+        disable_dropout(model)
+    if cfg.lora:
+        model = add_lora(model, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules)
+        rm.model = model
+        info.update(count_parameters(model))
+    checkpointing = cfg.gradient_checkpointing or (launch.sharded and launch.fsdp.activation_checkpointing)
+    if checkpointing:
+        enable_checkpointing(model)
+    model.train()
+    root = None
+    if launch.sharded:  # every process loaded the same weights (a missing head is seeded): no broadcast needed
+        from .sharding import shard_model
+
+        root = shard_model(model, launch.device, launch.fsdp)
+    elif launch.world > 1:  # identical start on every process
+        with torch.no_grad():
+            for p in model.parameters():
+                torch.distributed.broadcast(p.data, src=0)
+    params = [p for _, p in trainable_parameters(model)]
+    return TrainModel(rm, base_class, head_modules, info, checkpointing, root, params)
+
+
+def enable_checkpointing(model) -> None:
+    """Activation checkpointing (non-reentrant), under either transformers name for it."""
+    target = _base(model)
+    if hasattr(target, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        target.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(target.config, "use_cache"):
+        target.config.use_cache = False
+
 
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def backbone_of(model) -> nn.Module:
-    base = _base(model)
-    return getattr(base, base.base_model_prefix)
 
 
 def find_layer_list(model) -> tuple[str, nn.ModuleList]:

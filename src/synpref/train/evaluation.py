@@ -1,0 +1,102 @@
+"""Rewards of encoded pairs during training: the micro-batch forward, and the one no-grad
+lock-step pass that both the held-out evaluation and the final reward statistics use."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..batching import length_groups
+from .data import EncodedPair, micro_batches
+from .launch import lockstep, sum_across
+from .losses import pair_loss
+
+
+def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward
+    pass), and the padded tokens that took.
+
+    The 2n sequences are forwarded in a few groups of similar length rather than padded to
+    one common length (rewards do not depend on the batch, so only the padding changes).
+    ``root``: the FSDP root of a sharded model; every forward is then a collective, so a
+    micro-batch is one forward on every process.
+    """
+    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    if root is None:
+        groups, forward = length_groups([len(s) for s in seqs]), rm.forward
+    else:
+        groups = [list(range(len(seqs)))]
+        forward = lambda batch: root({k: v.to(rm.device) for k, v in batch.items()})  # noqa: E731
+    parts = []
+    with autocast():
+        for group in groups:
+            parts.append(forward(rm.collate([seqs[i] for i in group])))
+    order = torch.tensor([i for group in groups for i in group])
+    rewards = torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to input order
+    n = len(pairs)
+    padded = sum(len(group) * max(len(seqs[i]) for i in group) for group in groups)
+    return rewards[:n], rewards[n:], padded
+
+
+@torch.no_grad()
+def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], accelerator, *, autocast,
+                  max_batch_tokens: int, root=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(chosen rewards, rejected rewards) of each micro-batch of ``pairs[indices]``, in eval mode.
+
+    ``indices`` is this process's share; sharded (``root`` given), every process runs
+    as many micro-batches as the busiest one (see :func:`~synpref.train.launch.lockstep`).
+    The model's train/eval mode is restored afterwards.
+    """
+    was_training = rm.model.training
+    rm.model.eval()
+    lengths = [p.length for p in pairs]
+    out = []
+    for mb, real in lockstep(micro_batches(indices, lengths, max_batch_tokens), [0], accelerator, root is not None):
+        r_c, r_r, _ = batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
+        if real:
+            out.append((r_c, r_r))
+    if was_training:
+        rm.model.train()
+    return out
+
+
+def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None) -> dict:
+    """Held-out accuracy (ties count as wrong), mean margin and loss, over all processes.
+
+    ``root``: the FSDP root module when the model is sharded."""
+    mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
+    correct = margin = loss = 0.0
+    for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
+                                  root=root):
+        diff = (r_c - r_r).double()
+        correct += float((diff > 0).sum())
+        margin += float(diff.sum())
+        loss += float(pair_loss(r_c.double(), r_r.double()).sum())
+    correct, margin, loss, n = sum_across(accelerator, [correct, margin, loss, len(mine)])
+    if n == 0:
+        return {"eval_pairs": 0}
+    return {"eval_accuracy": correct / n, "eval_mean_margin": margin / n, "eval_loss": loss / n, "eval_pairs": int(n)}
+
+
+def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int,
+                 root=None) -> dict:
+    """Mean and std of the model's rewards on (a seeded sample of) the training pairs."""
+    idx = list(range(len(pairs)))
+    if limit and len(idx) > limit:
+        idx = sorted(np.random.RandomState(seed).choice(len(idx), limit, replace=False).tolist())
+    mine = idx[accelerator.process_index :: accelerator.num_processes]
+    s = ss = 0.0
+    for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
+                                  root=root):
+        r = torch.cat([r_c, r_r]).double()
+        s += float(r.sum())
+        ss += float((r * r).sum())
+    s, ss, n = sum_across(accelerator, [s, ss, 2 * len(mine)])
+    if n == 0:
+        return {"reward_mean": 0.0, "reward_std": 1.0, "reward_stats_pairs": 0}
+    mean = s / n
+    var = max(0.0, ss / n - mean * mean) * n / max(1, n - 1)
+    return {"reward_mean": mean, "reward_std": math.sqrt(var), "reward_stats_pairs": int(n // 2)}
