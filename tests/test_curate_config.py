@@ -119,7 +119,7 @@ def test_every_key_has_help_and_the_endpoint_help_is_complete():
     paths = {k.path for k in keys}
     assert {"stage2.band", "endpoints[].base_url", "rm.length_policy", "judge.params"} <= paths
     # rm: every TrainConfig field but those the run sets, with TrainConfig's help
-    assert {p[3:] for p in paths if p.startswith("rm.")} == {f.name for f in fields(TrainConfig)} - {"data", "run_dir", "seed"}
+    assert {p[3:] for p in paths if p.startswith("rm.")} == {f.name for f in fields(TrainConfig)} - {"data", "run_dir", "seed", "device"}
     assert next(k for k in keys if k.path == "rm.lora_r").help == TrainConfig.help()["lora_r"]
 
 

@@ -261,12 +261,9 @@ def _meta_default_device(monkeypatch):
     """Make synpref.model's default device 'meta' (no data: a model left on it cannot score)."""
     import torch
 
-    import synpref.model
-    import synpref.model.reward_model as reward_model
+    import synpref.model.device as device
 
-    meta = lambda: torch.device("meta")  # noqa: E731
-    monkeypatch.setattr(reward_model, "default_device", meta)
-    monkeypatch.setattr(synpref.model, "default_device", meta)
+    monkeypatch.setattr(device, "default_device", lambda: torch.device("meta"))
 
 
 def _spy_model_devices(monkeypatch) -> dict[str, list[str]]:
@@ -297,6 +294,15 @@ def test_device_option_reaches_the_rm_scorer_and_the_embedder(tmp_path, tiny_ber
     make_pools(tmp_path, n=12, n_gold=4)
     _meta_default_device(monkeypatch)
     seen = _spy_model_devices(monkeypatch)
+    import synpref.train as train_pkg
+
+    trained_on, real_train = [], train_pkg.train
+
+    def train(cfg, **kw):  # the RMs the run trains get the same --device
+        trained_on.append(cfg.device)
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(train_pkg, "train", train)
     with FakeOpenAIServer(scripted_judge) as srv:
         cfg = config(tmp_path, srv.base_url, tiny_bert_dir, stage1={"iterations": 0}, attributes={"enabled": False},
                      stage2={"current_rm_folds": 1})
@@ -306,6 +312,7 @@ def test_device_option_reaches_the_rm_scorer_and_the_embedder(tmp_path, tiny_ber
     assert json.loads(res.stdout)["status"] == "done"
     assert seen["embedder"] == ["cpu"]
     assert seen["rm"] == ["cpu", "cpu"]  # the current RM and the gold RM
+    assert trained_on == ["cpu", "cpu"]
     assert "on cpu" in (tmp_path / "run" / "run.log").read_text()
 
 

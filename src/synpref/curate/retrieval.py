@@ -43,11 +43,11 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         from ..model import packaged_model_path
-        from ..model import default_device
+        from ..model import resolve_device
 
         ref = str(packaged_model_path("minilm")) if model == "minilm" else model
         self.name = model
-        self.model = SentenceTransformer(ref, device=str(device if device is not None else default_device()))
+        self.model = SentenceTransformer(ref, device=str(resolve_device(device)))
         self.model.max_seq_length = min(256, self.model.max_seq_length or 256)
         self.batch_size = batch_size
 
