@@ -119,5 +119,5 @@ def test_cli_judge_options(server, tmp_path):
         ["eval", "--bench", "judgebench", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o"), "--judge-endpoint", server, "--judge-model", "toy", "--no-hub"],
     )
     assert r.exit_code == 0, r.output
-    assert "judge: toy: judgebench=" in r.output
+    assert "| judge: toy |" in r.output and "| JudgeBench | " in r.output  # the summary table
     assert data["judgebench"].is_dir()
