@@ -15,25 +15,14 @@ from pathlib import Path
 import pytest
 
 from synpref.evaluate import build_report, run_evaluation
-from synpref.evaluate.report import merge_results
+from synpref.evaluate.merge import merge_results
 
 BENCHES = "rewardbench,rmb,rm-bench,judgebench"
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, minilm_tokenizer) -> str:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512, num_labels=1,
-    )
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertForSequenceClassification(config).save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return str(path)
+def tiny_model(tiny_bert_dir) -> str:
+    return str(tiny_bert_dir)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +89,16 @@ def test_merge_reports_without_rescoring(first_run, tiny_model, shared_data, tmp
     run_evaluation([tiny_model], "judgebench", shared_data, other, limit=4, progress=False, resamples=10, baselines=False, cache_dir=out / "cache")
     merged_dir = tmp_path / "merged"
     build_report([out, other], merged_dir)
-    merged, _ = merge_results([merged_dir])
+    own = merge_results([merged_dir]).results
     # judgebench comes from the later folder, the rest from the first
-    assert merged["models"][tiny_model]["benchmarks"]["judgebench"]["n_items"] == 4
-    assert merged["models"][tiny_model]["benchmarks"]["rmb"]["n_items"] == 8
+    assert own["models"][tiny_model]["benchmarks"]["judgebench"]["n_items"] == 4
+    assert own["models"][tiny_model]["benchmarks"]["rmb"]["n_items"] == 8
+    # the baselines (8 judgebench items, first run) sit beside the model on the 4 items both runs scored
+    merged = json.loads((merged_dir / "results.json").read_text())
+    assert merged["benchmarks"]["judgebench"]["comparison"]["shared_items"] == 4
+    longer = merged["models"]["length: longer wins"]["benchmarks"]
+    assert longer["judgebench"]["n_items"] == 4 and longer["judgebench"]["own_items"]["n_items"] == 8
+    assert longer["rmb"]["n_items"] == 8 and "own_items" not in longer["rmb"] and "comparison" not in merged["benchmarks"]["rmb"]
     assert (merged_dir / "report.html").is_file()
 
 
@@ -161,7 +156,11 @@ def test_cli_eval_and_report(tiny_model, shared_data, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["eval", tiny_model, "--bench", "judgebench,rewardbench2", "--data-dir", str(shared_data), "-o", str(out), "--limit", "4", "--no-hub"])
     assert r.exit_code == 0, r.output
-    assert "judgebench=" in r.output and "rewardbench2=absent" in r.output
+    lines = r.output.splitlines()
+    assert f"| Benchmark | items | {tiny_model} |" in r.output  # (progress bars on stderr may share its line)
+    assert any(line.startswith("| RewardBench 2 | — | absent |") for line in lines)
+    assert any(line.startswith("| JudgeBench | 4 | ") for line in lines)
+    assert f"full results: {out / 'results.json'}" in r.output
     r = runner.invoke(main, ["report", str(out)])
     assert r.exit_code == 0, r.output
-    assert (out / "report.md").is_file()
+    assert (out / "report.md").is_file() and "| JudgeBench | 4 | " in r.output

@@ -142,10 +142,11 @@ def test_cli_judge_options(server, tmp_path, monkeypatch):
             "--judge-model", "toy", "--no-hub"]
     r = CliRunner().invoke(main, args + ["--judge-both-orders", "--judge-seed", "3"])
     assert r.exit_code == 0, r.output
-    assert "judge: toy: judgebench=" in r.output and len(server.requests) == 8
+    assert "| judge: toy |" in r.output and len(server.requests) == 8
     monkeypatch.delenv("SYNPREF_TEST_KEY", raising=False)
     r = CliRunner().invoke(main, args + ["--judge-api-key-env", "SYNPREF_TEST_KEY"])
     assert r.exit_code == 2 and "--judge-api-key-env SYNPREF_TEST_KEY: the environment variable SYNPREF_TEST_KEY is not set" in r.output
     monkeypatch.setenv("SYNPREF_TEST_KEY", "sk-test")
     r = CliRunner().invoke(main, args + ["--judge-api-key-env", "SYNPREF_TEST_KEY"])
     assert r.exit_code == 0, r.output
+    assert "| judge: toy |" in r.output and "| JudgeBench | " in r.output  # the summary table

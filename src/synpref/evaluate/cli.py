@@ -45,7 +45,7 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         from .judge import OpenAIJudge
 
         judges.append(OpenAIJudge(judge_endpoint, judge_model, api_key_env=judge_api_key_env, both_orders=judge_both_orders, seed=judge_seed))
-    results = run_evaluation(
+    run_evaluation(
         list(models),
         benches or [],
         Path(data_dir) if data_dir else None,
@@ -60,13 +60,9 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         device=device,
         judges=judges,
     )
-    for model, entry in results["models"].items():
-        cells = []
-        for bench, block in entry["benchmarks"].items():
-            score = "absent" if block.get("score") is None else f"{100 * block['score']:.1f}" + ("" if block["complete"] else "*")
-            cells.append(f"{bench}={score}")
-        click.echo(f"{model}: " + "  ".join(cells))
-    click.echo(f"wrote {Path(out_dir) / 'report.html'} (* = incomplete)")
+    from .report import summary_text
+
+    click.echo(summary_text(out_dir))
 
 
 @click.command(name="report")
@@ -74,12 +70,19 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
 @click.option("-o", "--out", "out_dir", type=click.Path(), help="Where to write the merged report (default: the only OUT_DIR).")
 @click.option("--recompute", is_flag=True, help="Recompute metrics from items.jsonl (no rescoring).")
 def report_command(out_dirs, out_dir, recompute):
-    """Rebuild or merge evaluation reports from OUT_DIRs without rescoring."""
-    from .report import build_report
+    """Rebuild or merge evaluation reports from OUT_DIRs without rescoring.
+
+    Models scored on different items (a --limit, a judge that skips best-of-N items) are
+    compared on the items they share; each model's own run is listed with its item count.
+    """
+    from .report import build_report, summary_text
 
     if out_dir is None:
         if len(out_dirs) != 1:
             raise click.UsageError("merging several folders needs -o/--out")
         out_dir = out_dirs[0]
-    target = build_report([Path(d) for d in out_dirs], Path(out_dir), recompute_metrics=recompute)
-    click.echo(f"wrote {target / 'report.md'} and {target / 'report.html'}")
+    try:
+        target = build_report([Path(d) for d in out_dirs], Path(out_dir), recompute_metrics=recompute)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(summary_text(target))

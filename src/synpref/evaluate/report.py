@@ -1,98 +1,59 @@
 """``build_report``: merge result folders and write report.md and a self-contained report.html.
 
 Nothing is rescored: results come from each folder's results.json (or, with
-``recompute=True``, are recomputed from its items.jsonl by the metric modules).
+``recompute=True``, are recomputed from its items.jsonl by the metric modules), and
+models are compared on the items they share (see :mod:`synpref.evaluate.merge`).
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections import defaultdict
+import re
 from pathlib import Path
 
 from . import plots
 from .constants import BOOTSTRAP_RESAMPLES
-from .items import ScoredItem
+from .merge import compare_on_shared_items, merge_results, recompute
 from .runner import ITEMS_FILE, RESULTS_FILE
-from .summary import overall, summarize_benchmark
 from .tables import (
     bench_notes,
-    length_notes,
     benchmark_table,
     best_of_k_table,
+    length_notes,
     matrix_tables,
     ordered_benchmarks,
     ordered_models,
     overview_table,
+    own_items_table,
+    summary_table,
     title_of,
 )
 
 HEADER_NOTE = (
     "Scores are percentages; brackets give the 95% bootstrap confidence interval (1000 resamples of items within "
-    "subsets). `*` marks an incomplete benchmark (missing subsets/domains or a --limit): such numbers are not "
-    "leaderboard numbers. The length baselines score each response by its length (longer wins / shorter wins)."
+    "subsets). `*` marks an incomplete benchmark (missing subsets/domains, a --limit, or only the items shared "
+    "with other models): such numbers are not leaderboard numbers. The length baselines score each response by its length (longer wins / shorter wins). "
+    "Numbers side by side were computed on the same items: when models were scored on different items, each "
+    "benchmark compares them on the items they share and lists each model's own run separately, with its count."
 )
 
 
-def merge_results(out_dirs) -> tuple[dict, list[dict]]:
-    """Merged results and item rows; a later folder wins on the same (model, benchmark)."""
-    merged = {"benchmarks": {}, "models": {}, "sources": []}
-    rows_by_key: dict[tuple[str, str], list[dict]] = {}
-    for d in map(Path, out_dirs):
-        path = d / RESULTS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{d}: no {RESULTS_FILE} (not an evaluation output folder)")
-        res = json.loads(path.read_text())
-        for name, info in res["benchmarks"].items():
-            old = merged["benchmarks"].get(name)
-            if old is None or (old.get("absent_reason") and not info.get("absent_reason")):
-                merged["benchmarks"][name] = info
-        for model, entry in res["models"].items():
-            target = merged["models"].setdefault(model, {**entry, "benchmarks": {}})
-            for bench, block in entry["benchmarks"].items():
-                if not block.get("absent") or bench not in target["benchmarks"]:
-                    target["benchmarks"][bench] = block
-        merged["sources"].append(str(d))
-        for k in ("synpref_version", "created"):
-            merged[k] = res.get(k)
-        items_path = d / ITEMS_FILE
-        if items_path.is_file():
-            local: dict[tuple[str, str], list[dict]] = defaultdict(list)
-            with items_path.open(encoding="utf-8") as f:
-                for line in f:
-                    row = json.loads(line)
-                    local[(row["model"], row["benchmark"])].append(row)
-            rows_by_key.update(local)
-    for entry in merged["models"].values():
-        entry["overall"] = overall(entry["benchmarks"])
-    rows = [r for key_rows in rows_by_key.values() for r in key_rows]
-    return merged, rows
+def build_report(out_dirs, out_dir, *, recompute_metrics: bool = False, plots_enabled: bool = True, resamples: int = BOOTSTRAP_RESAMPLES) -> Path:
+    """Write results.json (merged), items.jsonl (merged, when inputs differ), report.md and report.html.
 
-
-def recompute(results: dict, rows: list[dict], *, resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
-    """Recompute every model's benchmark blocks from item rows (the metric modules' current code)."""
-    grouped: dict[tuple[str, str], list[ScoredItem]] = defaultdict(list)
-    for row in rows:
-        grouped[(row["model"], row["benchmark"])].append(ScoredItem.from_row(row))
-    for model, entry in results["models"].items():
-        for bench, info in results["benchmarks"].items():
-            if info.get("absent_reason") or (model, bench) in grouped:
-                kept = [r for r in (entry["benchmarks"].get(bench) or {}).get("reasons", []) if "skipped" in r]
-                entry["benchmarks"][bench] = summarize_benchmark(info, grouped.get((model, bench), []), resamples=resamples, extra_reasons=kept)
-        entry["overall"] = overall(entry["benchmarks"])
-    return results
-
-
-def build_report(out_dirs, out_dir, *, recompute_metrics: bool = False, plots_enabled: bool = True) -> Path:
-    """Write results.json (merged), items.jsonl (merged, when inputs differ), report.md and report.html."""
+    ``resamples`` is the bootstrap size of the scores this recomputes (``recompute_metrics``,
+    or models cut down to the items they share with the others).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dirs = [Path(d) for d in out_dirs]
-    results, rows = merge_results(dirs)
+    run = merge_results(dirs)
     if recompute_metrics:
-        results = recompute(results, rows)
+        recompute(run, resamples=resamples)
+    results = compare_on_shared_items(run, resamples=resamples)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    rows = run.rows()
     if [d.resolve() for d in dirs] != [out_dir.resolve()] and rows:
         with (out_dir / ITEMS_FILE).open("w", encoding="utf-8") as f:
             for row in rows:
@@ -102,7 +63,23 @@ def build_report(out_dirs, out_dir, *, recompute_metrics: bool = False, plots_en
     return out_dir
 
 
+def summary_text(out_dir) -> str:
+    """The short table a command prints when it has written OUT_DIR (the full results stay in its files)."""
+    out_dir = Path(out_dir)
+    results = json.loads((out_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+    lines = [_md_table(*summary_table(results)), ""]
+    lines.append("* = incomplete (a subset missing, a --limit, or compared on the items shared with other models): not a leaderboard number")
+    lines.append(f"full results: {out_dir / RESULTS_FILE}; report: {out_dir / 'report.md'}, {out_dir / 'report.html'}")
+    return "\n".join(lines)
+
+
 # -- Markdown -------------------------------------------------------------------
+OWN_ITEMS_TITLE = (
+    "Each model on its own run's items (rows differ in their items, so compare a row only with the "
+    "baselines beside it, which were scored on the same items):"
+)
+
+
 def _md_table(header, rows) -> str:
     esc = lambda s: str(s).replace("|", "\\|")
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
@@ -120,6 +97,9 @@ def render_markdown(results: dict) -> str:
         if results["benchmarks"][bench].get("absent_reason"):
             continue
         out += [_md_table(*benchmark_table(results, bench)), ""]
+        own = own_items_table(results, bench)
+        if own:
+            out += [OWN_ITEMS_TITLE, "", _md_table(*own), ""]
         detail = benchmark_table(results, bench, detail=True)
         if detail[1]:
             out += ["Details:", "", _md_table(*detail), ""]
@@ -140,13 +120,25 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}tr.score td{
 """
 
 
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def inline_html(text) -> str:
+    """Escaped HTML of a line written for Markdown, its `code` spans as <code>."""
+    return _CODE_SPAN.sub(r"<code>\1</code>", html.escape(str(text)))
+
+
 def _html_table(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    head = "".join(f"<th>{inline_html(h)}</th>" for h in header)
     body = ""
     for r in rows:
         cls = ' class="score"' if str(r[0]).startswith("**") else ""
-        body += f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c).strip('*') if i == 0 else str(c))}</td>" for i, c in enumerate(r)) + "</tr>"
+        body += f"<tr{cls}>" + "".join(f"<td>{inline_html(str(c).strip('*') if i == 0 else c)}</td>" for i, c in enumerate(r)) + "</tr>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_notes(notes) -> str:
+    return "<ul class='note'>" + "".join(f"<li>{inline_html(n)}</li>" for n in notes) + "</ul>"
 
 
 def _img(src: str | None, alt: str) -> str:
@@ -155,24 +147,27 @@ def _img(src: str | None, alt: str) -> str:
 
 def render_html(results: dict, *, with_plots: bool = True) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>synpref evaluation report</title>", f"<style>{_CSS}</style></head><body>"]
-    parts += ["<h1>synpref evaluation report</h1>", f"<p class='note'>{html.escape(HEADER_NOTE)}</p>"]
+    parts += ["<h1>synpref evaluation report</h1>", f"<p class='note'>{inline_html(HEADER_NOTE)}</p>"]
     parts += ["<p class='note'>Models: " + ", ".join(html.escape(m) for m in ordered_models(results)) + "</p>"]
-    parts.append("<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in length_notes(results)) + "</ul>")
+    parts.append(_html_notes(length_notes(results)))
     parts += ["<h2>Overview</h2>", _html_table(*overview_table(results))]
     if with_plots:
         parts.append(_img(plots.overview_figure(results), "overview"))
     for bench in ordered_benchmarks(results):
         parts.append(f"<h2>{html.escape(title_of(bench, results))}</h2>")
-        parts.append("<ul class='note'>" + "".join(f"<li>{html.escape(n)}</li>" for n in bench_notes(results, bench)) + "</ul>")
+        parts.append(_html_notes(bench_notes(results, bench)))
         if results["benchmarks"][bench].get("absent_reason"):
             continue
         parts.append(_html_table(*benchmark_table(results, bench)))
+        own = own_items_table(results, bench)
+        if own:
+            parts += [f"<p>{inline_html(OWN_ITEMS_TITLE)}</p>", _html_table(*own)]
         if with_plots:
             parts.append(_img(plots.subset_figure(results, bench), f"{bench} subsets"))
             parts.append(_img(plots.matrix_figure(results, bench), f"{bench} matrix"))
             parts.append(_img(plots.best_of_k_figure(results, bench), f"{bench} best-of-K"))
         for model, header, rows in matrix_tables(results, bench):
-            parts += [f"<p>Style matrix, all domains ({html.escape(model)}):</p>", _html_table(header, rows)]
+            parts += [f"<p>Style matrix, all domains ({inline_html(model)}):</p>", _html_table(header, rows)]
         bok = best_of_k_table(results, bench)
         if bok:
             parts += ["<p>Best-of-K accuracy:</p>", _html_table(*bok)]

@@ -44,6 +44,7 @@ def summarize_benchmark(
         "complete": not reasons,
         "reasons": reasons,
         "missing": info.get("missing", []),
+        "limited_to": info.get("limited_to"),
         "subsets": {k.split("/", 1)[1]: {"score": stats[k], "ci95": ci.get(k)} for k in bench.subset_keys(stats)},
         "stats": {k: {"score": v, "ci95": ci.get(k)} for k, v in stats.items() if k != "score"},
         "n_dropped_candidates": dropped,

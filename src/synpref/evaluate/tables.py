@@ -42,24 +42,36 @@ def with_ci(block: dict | None) -> str:
     return text
 
 
-def overview_table(results: dict) -> tuple[list[str], list[list[str]]]:
+def score_cell(block: dict | None, *, ci: bool = True) -> str:
+    """A model's score on a benchmark for the tables: with its CI, `*` when incomplete."""
+    if block is None or block.get("absent"):
+        return "absent"
+    if block.get("not_comparable"):
+        return "— (not comparable, see notes)"
+    return (with_ci(block) if ci else pct(block.get("score"))) + ("" if block.get("complete") else " *")
+
+
+def overview_table(results: dict, *, ci: bool = True) -> tuple[list[str], list[list[str]]]:
     models = ordered_models(results)
     rows = []
     for bench in ordered_benchmarks(results):
-        row = [title_of(bench, results)]
-        for m in models:
-            block = results["models"][m]["benchmarks"].get(bench)
-            if block is None or block.get("absent"):
-                row.append("absent")
-            else:
-                row.append(with_ci(block) + ("" if block.get("complete") else " *"))
-        rows.append(row)
+        rows.append([title_of(bench, results), *(score_cell(results["models"][m]["benchmarks"].get(bench), ci=ci) for m in models)])
     overall_row = ["Overall (mean of 7)"]
     for m in models:
         ov = results["models"][m].get("overall") or {}
         overall_row.append(pct(ov["score"]) if ov.get("score") is not None else "— (needs all 7 complete)")
     rows.append(overall_row)
     return ["Benchmark", *models], rows
+
+
+def summary_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The overview without CIs, with the number of items each row's scores were computed on."""
+    header, rows = overview_table(results, ci=False)
+    counts = []
+    for bench in ordered_benchmarks(results):
+        info = results["benchmarks"][bench]
+        counts.append("—" if info.get("absent_reason") else str(info.get("n_items")))
+    return [header[0], "items", *header[1:]], [[r[0], n, *r[1:]] for r, n in zip(rows, [*counts, ""])]
 
 
 def benchmark_table(results: dict, bench: str, *, detail: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -92,17 +104,42 @@ def bench_notes(results: dict, bench: str) -> list[str]:
     notes = []
     if info.get("absent_reason"):
         return [f"absent: {info['absent_reason']}"]
-    notes.append(f"source: `{info.get('source')}`, {info.get('n_items')} items")
+    comparison = info.get("comparison")
+    if comparison:
+        notes.append(
+            f"source: `{info.get('source')}`; the models were scored on different items, so every score here is on the "
+            f"{comparison['shared_items']} items all of them were scored on (incomplete, `*`)"
+        )
+        counts = ", ".join(f"{m}: {comparison['own_items'][m]}" for m in ordered_models(results) if m in comparison["own_items"])
+        notes.append(f"items in each model's own run: {counts}; own-run scores are listed below the table, each with its count")
+        notes += [f"{m}: not comparable: {why}" for m, why in comparison["not_comparable"].items()]
+    else:
+        notes.append(f"source: `{info.get('source')}`, {info.get('n_items')} items")
     notes += list(info.get("notes") or [])
     if info.get("missing"):
         notes.append("incomplete, missing: " + ", ".join(info["missing"]))
-    if info.get("limited_to"):
+    if info.get("limited_to") and not comparison:
         notes.append(f"incomplete: limited to {info['limited_to']} items")
     for m in ordered_models(results):
         block = results["models"][m]["benchmarks"].get(bench) or {}
         if block.get("n_dropped_candidates"):
             notes.append(f"{m}: {block['n_dropped_candidates']} candidates dropped by the length policy (every comparison with them counts as wrong)")
     return notes
+
+
+def own_items_table(results: dict, bench: str) -> tuple[list[str], list[list[str]]] | None:
+    """Reward models whose own run covered other items than the shared ones: their own score, its item
+    count, and each length baseline on exactly those items (where rows for all of them exist)."""
+    baselines = [m for m in ordered_models(results) if results["models"][m].get("kind") == BASELINE]
+    rows = []
+    for m in ordered_models(results):
+        own = (results["models"][m]["benchmarks"].get(bench) or {}).get("own_items")
+        if not own or m in baselines:
+            continue
+        on_same = own.get("baselines_on_these_items") or {}
+        cells = [with_ci(on_same[b]) if b in on_same else "— (no rows for these items)" for b in baselines]
+        rows.append([m, str(own.get("n_items")), score_cell(own), *cells])
+    return (["model (own run)", "items", "score", *(f"{b} (same items)" for b in baselines)], rows) if rows else None
 
 
 def length_notes(results: dict) -> list[str]:
