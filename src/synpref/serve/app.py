@@ -29,9 +29,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..scoring import choose, rank_indices
 from . import payloads as p
 from .batcher import BatcherClosed, MicroBatcher
-from .bon import choose, rank_indices
 from .config import ServeConfig
 from .metrics import Metrics
 from .rendered import RenderedTextError, query_to_conversation

@@ -60,7 +60,7 @@ def is_eval_prompt(prompt_id: str, eval_fraction: float) -> bool:
     return bucket < eval_fraction
 
 
-def read_records(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
+def read_pools_with_checksums(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
     """Records from pool dirs/shards, plus a checksum entry for every file read."""
     from ..store.pool import pool_files, read_pool
 

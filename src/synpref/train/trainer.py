@@ -28,7 +28,7 @@ from ..schema import Record
 from ..text import TextPolicy
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .data import EncodedPair, epoch_steps, micro_batches, prepare_pairs, read_records, records_checksum, shard
+from .data import EncodedPair, epoch_steps, micro_batches, prepare_pairs, read_pools_with_checksums, records_checksum, shard
 from .losses import pair_loss
 from .model_setup import add_lora, count_parameters, disable_dropout, merge_lora, set_trainable, trainable_parameters
 from .sharding import check_compatible, fsdp_launch_options, full_state, max_across, shard_model
@@ -317,7 +317,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     if records is None:
         if not cfg.data:
             raise ValueError("TrainConfig.data is empty: give pool directories to train on")
-        recs, sources = read_records(cfg.data)
+        recs, sources = read_pools_with_checksums(cfg.data)
     else:
         recs = list(records)
         sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]
