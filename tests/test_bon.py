@@ -8,11 +8,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
+from synpref.evaluate.bon import read_bon_items, run_bon
+from synpref.evaluate.bon_curve import bon_curves, curve_table
 from synpref.model import RewardModel
 from synpref.schema import Message as M
-from synpref.serve.bon import choose, rank_indices, run_bon
-from synpref.serve.bon_curve import bon_curves, curve_table
-from synpref.serve.bon_input import BonReadStats, read_bon_items
+from synpref.scoring import choose, rank_indices
 from synpref.serve.cli import bon_command
 
 
@@ -33,15 +33,16 @@ def candidates_file(tmp_path):
 
 
 def test_reads_candidates_ppe_and_rmb_layouts(tmp_path, candidates_file):
-    stats = BonReadStats()
-    items = list(read_bon_items([candidates_file], stats))
-    assert [it.id for it in items][-1] == "unlabelled" and stats.skipped == 1
-    assert items[0].correct == [True, False, False] and items[-1].correct is None
+    rejected = []
+    items = list(read_bon_items([candidates_file], rejected))
+    assert [it.item_id for it in items][-1] == "unlabelled" and len(rejected) == 1
+    assert (rejected[0].row, rejected[0].reason, rejected[0].field) == (7, "wrong_type", "candidates")
+    assert items[0].correct == [0] and len(items[0].candidates) == 3 and items[-1].correct is None
     assert items[-1].candidates[1] == (M("assistant", "hey"),)
 
-    ppe = write_jsonl(tmp_path / "ppe.jsonl", [{"question_id": "q1", "model_name": "m", "prompt": "2+2?", "response_1": "4", "response_2": "5", "scores": [1, 0]}])
+    ppe = write_jsonl(tmp_path / "math_best_of_k.jsonl", [{"question_id": "q1", "model_name": "m", "prompt": "2+2?", "response_1": "4", "response_2": "5", "scores": [1, 0]}])
     (item,) = read_bon_items([ppe])
-    assert item.id == "q1:m" and item.correct == [True, False] and item.context == (M("user", "2+2?"),)
+    assert item.item_id == "MATH:q1:m" and item.correct == [0] and item.context == (M("user", "2+2?"),)
 
     rmb_row = {
         "bon_uid": "b1",
@@ -52,19 +53,21 @@ def test_reads_candidates_ppe_and_rmb_layouts(tmp_path, candidates_file):
     rmb = tmp_path / "rmb.json"
     rmb.write_text(json.dumps([rmb_row]))
     (item,) = read_bon_items([rmb])
-    assert item.id == "b1" and len(item.candidates) == 3 and item.correct == [True, False, False]
+    assert item.item_id == "b1" and len(item.candidates) == 3 and item.correct == [0]
 
 
 def test_run_bon_picks_the_highest_reward(tiny_bert_dir, candidates_file):
     rm = RewardModel.from_pretrained(tiny_bert_dir, device="cpu")
-    items = list(read_bon_items([candidates_file]))
+    items = list(read_bon_items([candidates_file], rejected := []))
+    assert len(rejected) == 1  # the "broken" row
     rows = list(run_bon(rm, items, chunk_items=4))  # chunking must not matter
     for item, row in zip(items, rows):
         expected = rm.score(item.conversations())
         assert max(abs(a - b) for a, b in zip(row["rewards"], expected)) < 1e-4
         assert row["chosen"] == max(range(len(expected)), key=lambda i: expected[i])
         if item.correct is not None:
-            assert row["chosen_correct"] == item.correct[row["chosen"]]
+            assert row["correct"] == [j in item.correct for j in range(len(expected))]
+            assert row["chosen_correct"] == (row["chosen"] in item.correct)
     assert "correct" not in rows[-1]
 
 
@@ -103,10 +106,10 @@ def test_bon_command_writes_choices_curve_and_plot(tiny_bert_dir, candidates_fil
 
 def test_bon_on_shared_rmb_sample(tiny_bert_dir, shared_data, tmp_path):
     rmb = shared_data / "rmb" / "RMB_dataset" / "BoN_set" / "Harmlessness" / "S1.json"
-    stats = BonReadStats()
+    rejected = []
     items = []
-    for item in read_bon_items([rmb], stats):
+    for item in read_bon_items([rmb], rejected):
         items.append(item)
         if len(items) == 5:
             break
-    assert len(items) == 5 and all(it.correct and it.correct[0] and len(it.candidates) >= 2 for it in items)
+    assert len(items) == 5 and all(it.correct == [0] and len(it.candidates) >= 2 for it in items) and rejected == []

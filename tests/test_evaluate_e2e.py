@@ -140,7 +140,6 @@ def test_resume_after_kill_minus_9_does_not_rescore(tiny_model, shared_data, tmp
 
 
 def test_pairs_file_through_the_format_readers(tiny_model, shared_data, tmp_path):
-    pytest.importorskip("synpref.ingest")
     path = shared_data / "ultrafeedback-binarized-sample" / "eval_clean.jsonl"
     res = run_evaluation([tiny_model], [], None, tmp_path, pairs_files=[path], limit=10, progress=False, resamples=50)
     block = res["models"][tiny_model]["benchmarks"]["pairs:eval_clean.jsonl"]

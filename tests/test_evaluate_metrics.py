@@ -100,8 +100,8 @@ def test_ppe_preference_excludes_tie_votes_and_counts_reward_ties_wrong():
         {"question_id": "c", "winner": "tie (bothbad)", "prompt": "p", "response_1": "x", "response_2": "y"},
         {"question_id": "d", "winner": "model_b", "prompt": "p", "response_1": "x", "response_2": "z"},
     ]
-    items = bench.items_from_rows(rows, "t")
-    assert [it.item_id for it in items] == ["a", "d"] and items[1].correct == [1]
+    items = bench.items_from_rows(rows, "t", rejected := [])
+    assert [it.item_id for it in items] == ["a", "d"] and items[1].correct == [1] and rejected == []
     scored = [item("ppe-preference", "human-preference", [1, 0], [0]), item("ppe-preference", "human-preference", [2, 2], [1])]
     assert stats_of("ppe-preference", scored)["score"] == 0.5
 

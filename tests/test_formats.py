@@ -136,7 +136,7 @@ def test_detect_unknown_names_fields_and_formats():
     assert "x.jsonl row 0" in msg and "[good_answer, question]" in msg and "rm-bench" in msg and "hh-rlhf" in msg
     with pytest.raises(UnknownFormatError, match="unknown format 'nope'; known formats: arena"):
         get_reader("nope")
-    assert "mapped" in known_formats() and len(known_formats()) == 14
+    assert "mapped" in known_formats() and len(known_formats()) == 18  # + candidates, ppe-preference, ppe-correctness, rewardbench2
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -368,3 +368,91 @@ def test_field_mapping_bad_yaml(tmp_path):
     y.write_text("map: {chosen: a, rejected: b}\nlabel: x\n")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['label'\]"):
         FieldMapping.from_yaml(y)
+
+
+# -- readers the benchmarks and best-of-N read through ----------------------------------
+def test_rm_bench_styles_as_one_record_expand_to_the_nine_pairs():
+    obj = {"id": 8, "subset": "alpacaeval", "prompt": "q", "chosen": ["c0", "c1", "c2"], "rejected": ["r0", "r1", "r2"]}
+    (rec,) = read("rm-bench", obj, source="/x/chat_filtered.json.gz", styles_as_one_record=True)
+    assert (rec.kind, rec.correct, rec.correct_candidates) == ("best-of-n", (True,) * 3 + (False,) * 3, [0, 1, 2])
+    assert [texts(c) for c in rec.candidates] == [[("assistant", t)] for t in ("c0", "c1", "c2", "r0", "r1", "r2")]
+    assert rec.meta["domain"] == "chat" and rec.meta["styles"][3] == "concise"  # gzip suffix stripped from the domain
+    pairs = read("rm-bench", obj, source="/x/chat_filtered.json")
+    assert sorted((texts(p.chosen), texts(p.rejected)) for p in expand_to_pairs(rec)) == sorted((texts(p.chosen), texts(p.rejected)) for p in pairs)
+    (hub,) = read("rm-bench", {**obj, "domain": "safety-refuse"}, source="THU-KEG/RM-Bench", styles_as_one_record=True)
+    assert hub.meta["domain"] == "safety-refuse"  # a hub row names its own domain
+
+
+def test_rewardbench2_reader_marks_the_first_num_correct_correct():
+    row = {"id": "tied:3", "prompt": "name a colour", "chosen": ["blue", "green"], "rejected": ["cat"], "num_correct": 2, "subset": "Ties"}
+    assert detect(row) == "rewardbench2"
+    (rec,) = read("rewardbench2", row)
+    assert (rec.kind, rec.correct, rec.meta) == ("best-of-n", (True, True, False), {"id": "tied:3", "num_correct": 2, "subset": "Ties"})
+    with pytest.raises(FormatError) as e:
+        read("rewardbench2", {**row, "num_correct": 4})
+    assert (e.value.reason, e.value.field) == ("invalid_record", "num_correct")
+
+
+def test_ppe_preference_winner_first_tie_and_conversations():
+    row = {"question_id": "q", "winner": "model_b", "prompt": "p", "response_1": "a", "response_2": "b", "language": "English"}
+    assert detect(row) == "ppe-preference"
+    (rec,) = read("ppe-preference", row)
+    assert (rec.kind, texts(rec.chosen), rec.meta["winner"]) == ("pair", [("assistant", "b")], "model_b")
+    (tie,) = read("ppe-preference", {**row, "winner": "tie (bothbad)"})
+    assert tie.kind == "tie"
+    conv_a = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    conv_b = json.dumps([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+    (multi,) = read("ppe-preference", {**row, "winner": "model_a", "response_1": "", "conversation_a": conv_a, "conversation_b": conv_b})
+    assert texts(multi.context) == [("user", "hi")] and texts(multi.rejected) == [("assistant", "yo")]
+    with pytest.raises(FormatError) as e:
+        read("ppe-preference", {**row, "winner": "both"})
+    assert (e.value.reason, e.value.field) == ("bad_label", "winner")
+
+
+def test_ppe_correctness_labels_conflict_pairs_and_bad_rows():
+    row = {"question_id": "m1", "model_name": "gpt", "prompt": "solve", "response_1": "x", "response_10": "z", "response_2": "y",
+           "scores": [False, 1, 0], "sampled_conflict_pairs": [[0, 1], [1, 2]]}
+    assert detect(row) == "ppe-correctness"
+    (rec,) = read("ppe-correctness", row)
+    assert [texts(c)[0][1] for c in rec.candidates] == ["x", "y", "z"]  # response_N in numeric order
+    assert (rec.correct, rec.correct_candidates, rec.meta) == ((False, True, False), [1], {"question_id": "m1", "model_name": "gpt", "conflict_pairs": [[0, 1], [1, 2]]})
+    (none_right,) = read("ppe-correctness", {**row, "scores": [0, 0, 0]})
+    assert none_right.correct_candidates == [] and list(expand_to_pairs(none_right)) == []
+    for bad, field, reason in [
+        ({"scores": [1, 0]}, "scores", "invalid_record"),
+        ({"scores": [1, 0.5, 0]}, "scores[1]", "bad_label"),
+        ({"sampled_conflict_pairs": [[0, 3]]}, "sampled_conflict_pairs[0]", "invalid_record"),
+    ]:
+        with pytest.raises(FormatError) as e:
+            read("ppe-correctness", {**row, **bad})
+        assert (e.value.field, e.value.reason) == (field, reason)
+
+
+def test_candidates_reader_labelled_unlabelled_and_degenerate():
+    row = {"id": "p1", "prompt": "q", "candidates": ["a", [{"role": "assistant", "content": "b"}], "c"], "correct": [0, 1, 0]}
+    assert detect(row) == "candidates"
+    (rec,) = read("candidates", row)
+    assert (rec.kind, rec.correct_candidates, rec.meta) == ("best-of-n", [1], {"id": "p1"})
+    (plain,) = read("candidates", {"prompt": "q", "responses": ["a", "b"]})
+    assert plain.correct is None and plain.correct_candidates is None and list(expand_to_pairs(plain)) == []
+    with pytest.raises(FormatError) as e:
+        read("candidates", {**row, "candidates": ["a", "", "c"]})
+    assert (e.value.reason, e.value.field) == ("empty_response", "candidates[1]")
+    (kept,) = read("candidates", {**row, "candidates": ["a", "", "c"]}, allow_degenerate=True)
+    assert kept.candidates[1][-1].content == ""
+
+
+def test_allow_degenerate_keeps_identical_candidates_for_benchmarks():
+    obj = {"pair_id": "p", "source": "mmlu-pro-law", "question": "q", "response_A": "same", "response_B": "same", "label": "A>B"}
+    with pytest.raises(FormatError) as e:
+        read("judgebench", obj)
+    assert e.value.reason == "identical_candidates"
+    (rec,) = read("judgebench", obj, allow_degenerate=True)
+    assert rec.chosen == rec.rejected
+
+
+def test_rm_gallery_label_of_the_wrong_type_is_a_bad_label_not_a_crash():
+    obj = {"evaluation_sample": {"input": [{"role": "user", "content": "q"}], "outputs": [{"content": "a", "content_label": ["chosen"]}, {"content": "b", "content_label": "rejected"}]}}
+    with pytest.raises(FormatError) as e:
+        read("rm-gallery", obj)
+    assert (e.value.reason, e.value.field) == ("bad_label", "evaluation_sample.outputs[0].content_label")

@@ -36,6 +36,8 @@ def test_tie_and_ranking_ids_ignore_candidate_order():
         ({"kind": "ranking", "cands": ("a", "b"), "ranks": (0,)}, "ranks"),
         ({"kind": "ratings", "cands": ("a", "b"), "ratings": (1.0, float("nan"))}, "ratings"),
         ({"kind": "nonsense", "cands": ("a", "b")}, "kind"),
+        ({"kind": "best-of-n", "cands": ("a", "b"), "correct": (True,)}, "correct"),
+        ({"kind": "pair", "cands": ("a", "b"), "correct": (True, False)}, "correct"),
     ],
 )
 def test_validate_names_the_field(kwargs, field):
@@ -45,6 +47,7 @@ def test_validate_names_the_field(kwargs, field):
         kwargs["kind"],
         ranks=kwargs.get("ranks"),
         ratings=kwargs.get("ratings"),
+        correct=kwargs.get("correct"),
     )
     with pytest.raises(RecordError) as err:
         validate(rec)
@@ -67,6 +70,32 @@ def test_expansion_rule_for_ratings_ranking_and_ties():
     assert all(p.meta["expanded_from"] == ranking.id for p in expand_to_pairs(ranking))
 
 
+def test_allow_degenerate_accepts_empty_and_identical_candidates_only():
+    ctx = (Message("user", "q"),)
+    for cands in (_cands("same", "same"), _cands("ok", "  ")):
+        rec = Record(ctx, cands, "pair")
+        with pytest.raises(RecordError):
+            validate(rec)
+        assert validate(rec, allow_degenerate=True) is rec
+    with pytest.raises(RecordError, match="end with an assistant"):
+        validate(Record(ctx, ((Message("user", "x"),), (Message("assistant", "y"),)), "pair"), allow_degenerate=True)
+
+
+def test_best_of_n_correctness_expansion_and_ids():
+    ctx = (Message("user", "q"),)
+    rec = validate(Record(ctx, _cands("a", "b", "c"), "best-of-n", correct=(True, False, True)))
+    assert rec.correct_candidates == [0, 2]
+    assert [(p.chosen[-1].content, p.rejected[-1].content, p.margin) for p in expand_to_pairs(rec)] == [("a", "b", None), ("c", "b", None)]
+    swapped = validate(Record(ctx, _cands("c", "a", "b"), "best-of-n", correct=(True, True, False)))
+    unlabelled = validate(Record(ctx, _cands("a", "b", "c"), "best-of-n"))
+    assert rec.id == swapped.id and rec.id != unlabelled.id  # order-free, and the labels are part of the identity
+    assert unlabelled.correct_candidates is None and list(expand_to_pairs(unlabelled)) == []
+    none_right = validate(Record(ctx, _cands("a", "b"), "best-of-n", correct=(False, False)))
+    assert none_right.correct_candidates == []  # unlike a ranking, "none is correct" is expressible
+    ranking = validate(Record(ctx, _cands("a", "b", "c"), "ranking", ranks=(1, 0, 0)))
+    assert ranking.correct_candidates == [1, 2] and make_pair("q", "a", "b").correct_candidates == [0]
+
+
 def test_pool_round_trip_is_lossless(tmp_path):
     ctx = (Message("system", "be brief"), Message("user", "héllo ✓"), Message("assistant", "hi"), Message("user", "again"))
     records = [
@@ -74,6 +103,8 @@ def test_pool_round_trip_is_lossless(tmp_path):
         validate(Record(ctx, _cands("a", "b"), "tie", provenance=Provenance("g", 1, "arena"))),
         validate(Record(ctx, _cands("a", "b", "c"), "ranking", ranks=(0, 1, 1))),
         validate(Record(ctx, _cands("a", "b"), "ratings", ratings=(4.5, 1.25))),
+        validate(Record(ctx, _cands("a", "b", "c"), "best-of-n", correct=(False, True, False))),
+        validate(Record(ctx, _cands("a", "b"), "best-of-n")),
         validate(Record(ctx[:2], ((Message("assistant", "x"), Message("user", "y"), Message("assistant", "z")),) + _cands("w"), "pair")),
     ]
     with PoolWriter(tmp_path / "pool", row_group_size=2) as writer:
@@ -82,7 +113,7 @@ def test_pool_round_trip_is_lossless(tmp_path):
     assert back == records
     assert [r.meta for r in back] == [r.meta for r in records]
     assert [r.id for r in back] == [r.id for r in records]
-    assert count_pool(tmp_path / "pool") == 5
+    assert count_pool(tmp_path / "pool") == 7
     schema = pq.read_schema(next((tmp_path / "pool").glob("part-*.parquet")))
     assert schema.equals(RECORD_SCHEMA, check_metadata=False)
 
@@ -93,3 +124,15 @@ def test_pool_writer_shards(tmp_path):
         w.write_all(recs)
     assert len(list(tmp_path.glob("part-*.parquet"))) == 3
     assert [r.id for r in read_pool(tmp_path)] == [r.id for r in recs]
+
+
+def test_pool_shard_written_before_correct_existed_still_reads(tmp_path):
+    import pyarrow as pa
+
+    from synpref.store import record_to_row
+
+    rec = make_pair("q", "a", "b", provenance=Provenance("f.jsonl", 1, "x"))
+    row = {k: v for k, v in record_to_row(rec).items() if k != "correct"}
+    old_schema = pa.schema([f for f in RECORD_SCHEMA if f.name != "correct"], metadata={"synpref.schema": "record/1"})
+    pq.write_table(pa.Table.from_pylist([row], schema=old_schema), tmp_path / "part-00000.parquet")
+    assert list(read_pool(tmp_path)) == [rec]

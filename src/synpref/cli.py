@@ -62,20 +62,23 @@ def ingest(sources, out_dir, report_path, format_name, map_items, mapping_yaml, 
     from .formats.mapping import FieldMapping
     from .ingest import ingest as run_ingest
 
-    mapping = None
-    if mapping_yaml:
-        mapping = FieldMapping.from_yaml(mapping_yaml)
-    elif map_items or label_field:
-        mapping = FieldMapping.from_cli(list(map_items), label_field, label_a_wins, label_b_wins, label_tie)
-    report = run_ingest(
-        list(sources),
-        out_dir,
-        format=format_name,
-        mapping=mapping,
-        report_path=report_path,
-        max_field_chars=max_field_chars,
-        overwrite=overwrite,
-    )
+    try:
+        mapping = None
+        if mapping_yaml:
+            mapping = FieldMapping.from_yaml(mapping_yaml)
+        elif map_items or label_field:
+            mapping = FieldMapping.from_cli(list(map_items), label_field, label_a_wins, label_b_wins, label_tie)
+        report = run_ingest(
+            list(sources),
+            out_dir,
+            format=format_name,
+            mapping=mapping,
+            report_path=report_path,
+            max_field_chars=max_field_chars,
+            overwrite=overwrite,
+        )
+    except (ValueError, FileExistsError) as e:  # unknown or undetectable format, bad mapping, existing pool
+        raise click.ClickException(str(e)) from None
     _print_ingest_report(report, out_dir)
 
 
@@ -174,16 +177,21 @@ _train_command()
 @device_option()
 def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device):
     """Score every candidate of every record; print pairwise accuracy for pairs."""
+    from .formats import UnknownFormatError
+    from .ingest import read_records
     from .model import RewardModel
     from .scoring import score_records
     from .text import LengthStats
 
     errors: list = []
-    records = list(_read_records(input_path, errors))
+    try:
+        records = list(read_records([input_path], errors=errors))
+    except UnknownFormatError as e:
+        raise click.ClickException(f"{e} Then score the pool: synpref score MODEL --input POOL") from None
     for err in errors[:10]:
         click.echo(f"skipped: {err}", err=True)
     if errors:
-        click.echo(f"skipped {len(errors)} unreadable rows/records (listed above, first 10)", err=True)
+        click.echo(f"skipped {len(errors)} unreadable rows/records (listed above, first 10; synpref ingest quarantines the same)", err=True)
     rm = RewardModel.from_pretrained(model, device=device)
     rm.policy = rm.policy.override(max_length=max_length, length_policy=length_policy)
     stats = LengthStats()
@@ -201,16 +209,6 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
     if len(scorable) < len(pairs):
         click.echo(f"pairs not scored (a candidate dropped by the length policy, reward NaN): {len(pairs) - len(scorable)}")
     click.echo(f"records: {len(rows)}  length policy outcomes: {stats.to_dict()}")
-
-
-def _read_records(path, errors: list):
-    from .ingest import read_records
-    from .store.pool import read_pool
-
-    p = Path(path)
-    if p.is_dir() and list(p.glob("part-*.parquet")):
-        return read_pool(p)
-    return read_records([p], errors=errors)
 
 
 # -- demo ----------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Ingest: stream source files into a record pool, quarantining what does not fit.
 
 For every source file (directories expand to their data files, sorted), rows are
-streamed, turned into records by the file's reader (auto-detected from the first
-good row unless ``format`` or ``mapping`` is given), validated with
-``schema.validate``, de-duplicated globally on ``Record.id`` and written with
-``PoolWriter``. Rows or records that fail go to ``out_dir/quarantine.jsonl`` with a
-reason; ``out_dir/report.json`` sums it all up.
+streamed through :func:`synpref.formats.reading.records_from_rows` (the one row ->
+record path, with the file's reader auto-detected from the first good row unless
+``format`` or ``mapping`` is given), de-duplicated globally on ``Record.id`` and
+written with ``PoolWriter``. Every rejection goes to ``out_dir/quarantine.jsonl``
+with its reason; ``out_dir/report.json`` sums it all up.
+
+:func:`read_records` reads pools and source files the same way without writing a
+pool (``synpref score``, ``synpref eval --pairs``, ``synpref bon``).
 
 Counting: one source row may give several records (rm-bench gives 9) or none
 (helpsteer rows merge into one grouped record), so ``read`` counts *items*:
@@ -25,14 +28,26 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 from tqdm import tqdm
 
 from . import callable_module
-from .formats import FieldMapping, MappedReader, Reader, SourceError, detect, expand_sources, get_reader, iter_rows, reason_of
-from .schema import Record, RecordError, validate
-from .store.pool import PoolWriter, record_to_row
+from .formats import (
+    DATA_SUFFIXES,
+    MAX_FIELD_CHARS,
+    FieldMapping,
+    Reader,
+    Rejection,
+    RowCount,
+    expand_sources,
+    iter_rows,
+    read_file,
+    reader_for,
+    records_from_rows,
+)
+from .schema import Record
+from .store.pool import PoolWriter, read_pool, record_to_row
 
 QUARANTINE = "quarantine.jsonl"
 REPORT = "report.json"
@@ -104,49 +119,31 @@ class _SeenIds:
         Path(self.path).unlink(missing_ok=True)
 
 
-def _too_long_field(obj, limit: int, path: str = "") -> str | None:
-    """Dotted path of the first string longer than ``limit`` characters, if any."""
-    if isinstance(obj, str):
-        return path if len(obj) > limit else None
-    if isinstance(obj, dict):
-        children = ((f"{path}.{k}" if path else str(k), v) for k, v in obj.items())
-    elif isinstance(obj, list):
-        children = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
-    else:
-        return None
-    return next((p for p in (_too_long_field(v, limit, child) for child, v in children) if p), None)
-
-
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = [p for pattern in _OUTPUTS for p in out_dir.glob(pattern)]
     if previous and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a pool or an ingest report ({previous[0].name}, ...); pass overwrite=True to replace it")
+        raise FileExistsError(
+            f"{out_dir} already holds a pool or an ingest report ({previous[0].name}, ...); "
+            "pass --overwrite (Python: overwrite=True) to replace it"
+        )
     for p in previous:
         p.unlink()
 
 
-def _first_object(path: Path):
-    """``(row, obj)`` of the first row that parsed, or None when there is none."""
-    for row, item in iter_rows(path):
-        if not isinstance(item, SourceError):
-            return row, item
-    return None
-
-
-def _reader_factory(path: Path, format: str | None, mapping: FieldMapping | None) -> tuple[str | None, Callable[[], Reader] | None]:
-    """``(format name, reader factory)`` for one file; (None, None) when it has no parseable row."""
-    if mapping is not None:
-        return "mapped", lambda: MappedReader(str(path), mapping=mapping)
-    if format is not None:
-        cls = get_reader(format)
-        return format, lambda: cls(str(path))
-    first = _first_object(path)
-    if first is None:
-        return None, None
-    name = detect(first[1], where=f"{path} row {first[0]}")
-    cls = get_reader(name)
-    return name, lambda: cls(str(path))
+def quarantine_entry(rejection: Rejection) -> dict:
+    """The quarantine.jsonl line of a rejection (a rejected grouped record is stored whole)."""
+    original = rejection.original
+    if original is None and rejection.record is not None:
+        original = {"record": record_to_row(rejection.record)}
+    return {
+        "reason": rejection.reason,
+        "field": rejection.field,
+        "message": rejection.message,
+        "source": rejection.source,
+        "row": rejection.row,
+        "original": original,
+    }
 
 
 class _Run:
@@ -175,23 +172,14 @@ class _Run:
         for c in (counts, self.total):
             setattr(c, name, getattr(c, name) + n)
 
-    def reject(self, counts: _Counts, *, reason: str, field: str | None, message: str, source: str, row: int, original) -> None:
-        entry = {"reason": reason, "field": field, "message": message, "source": source, "row": row, "original": original}
-        self.quarantine.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+    def reject(self, counts: _Counts, rejection: Rejection) -> None:
+        self.quarantine.write(json.dumps(quarantine_entry(rejection), ensure_ascii=False, default=str) + "\n")
         self._bump(counts, "read")
         self._bump(counts, "quarantined")
-        counts.reasons[reason] += 1
-        self.total.reasons[reason] += 1
+        counts.reasons[rejection.reason] += 1
+        self.total.reasons[rejection.reason] += 1
 
-    def accept(self, counts: _Counts, rec: Record | RecordError, *, source: str, row: int, original) -> None:
-        if not isinstance(rec, RecordError):
-            try:
-                validate(rec)
-            except RecordError as e:
-                rec = e
-        if isinstance(rec, RecordError):
-            self.reject(counts, reason=reason_of(rec), field=rec.field, message=str(rec), source=source, row=row, original=original)
-            return
+    def accept(self, counts: _Counts, rec: Record) -> None:
         self._bump(counts, "read")
         self.pending.append((rec, counts))
         if len(self.pending) >= _BATCH:
@@ -212,45 +200,19 @@ class _Run:
         self.pending = []
 
     # -- one file ---------------------------------------------------------------
-    def ingest_file(self, path: Path, name: str | None, make_reader: Callable[[], Reader] | None) -> None:
+    def ingest_file(self, path: Path, name: str | None, reader: Reader | None) -> None:
         source = str(path)
         counts = self.per_source.setdefault(source, _Counts(format=name))
-        reader = make_reader() if make_reader else None
         rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=not self.progress, leave=False)
-        for row, item in rows:
-            self._bump(counts, "read_rows")
-            if isinstance(item, SourceError):
-                self.reject(counts, reason=item.reason, field=None, message=item.message, source=source, row=row, original=item.raw)
-                continue
-            if not isinstance(item, dict):
-                self.reject(counts, reason="not_an_object", field=None, message=f"row is a {type(item).__name__}, not an object", source=source, row=row, original=item)
-                continue
-            long_field = _too_long_field(item, self.max_field_chars)
-            if long_field:
-                self.reject(counts, reason="field_too_long", field=long_field, message=f"field {long_field!r} is longer than {self.max_field_chars} characters", source=source, row=row, original=item)
-                continue
-            try:
-                produced = list(reader.read(item, row))
-            except RecordError as e:
-                self.reject(counts, reason=reason_of(e), field=e.field, message=str(e), source=source, row=row, original=item)
-                continue
-            except Exception as e:  # a reader bug on odd data must not lose the row silently
-                self.reject(counts, reason="reader_error", field=None, message=f"{type(e).__name__}: {e}", source=source, row=row, original=item)
-                continue
-            for rec in produced:
-                self._accept_produced(counts, rec, source, row, item)
-        if reader is not None:
-            for rec in reader.finish():
-                self._accept_produced(counts, rec, source, row=None, item=None)
+        read = RowCount()
+        for out in records_from_rows(rows, reader, source=source, max_field_chars=self.max_field_chars, count=read):
+            if isinstance(out, Rejection):
+                self.reject(counts, out)
+            else:
+                self.accept(counts, out)
+        self._bump(counts, "read_rows", read.rows)
         self.flush()
         rows.close()
-
-    def _accept_produced(self, counts: _Counts, rec, source: str, row: int | None, item) -> None:
-        # Records of buffering readers (helpsteer groups) may come from earlier rows.
-        if isinstance(rec, Record) and rec.provenance.row != row:
-            self.accept(counts, rec, source=source, row=rec.provenance.row, original={"record": record_to_row(rec)})
-        else:
-            self.accept(counts, rec, source=source, row=row, original=item)
 
 
 def ingest(
@@ -260,7 +222,7 @@ def ingest(
     format: str | None = None,
     mapping: FieldMapping | None = None,
     report_path: str | Path | None = None,
-    max_field_chars: int = 1_000_000,
+    max_field_chars: int = MAX_FIELD_CHARS,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict:
@@ -270,21 +232,19 @@ def ingest(
     when a file's format cannot be detected, ``FileExistsError`` when ``out_dir`` already
     holds a pool and ``overwrite`` is False.
     """
-    if mapping is not None and format not in (None, "mapped"):
-        raise ValueError(f"give either format={format!r} or a field mapping, not both")
     if format == "mapped" and mapping is None:
-        raise ValueError("format 'mapped' needs a FieldMapping (mapping=...)")
+        raise ValueError("format 'mapped' needs a field mapping (--map prompt=... --map chosen=... --map rejected=...)")
     out_dir = Path(out_dir)
     files = expand_sources(sources)
     if not files:
-        raise ValueError(f"no data files ({', '.join(('.jsonl', '.jsonl.gz', '.json', '.json.gz', '.parquet'))}) in {[str(s) for s in sources]}")
-    plans = [(path, *_reader_factory(path, format, mapping)) for path in files]  # detect all before writing
+        raise ValueError(f"no data files ({', '.join(DATA_SUFFIXES)}) in {[str(s) for s in sources]}")
+    plans = [(path, *reader_for(path, format=format, mapping=mapping)) for path in files]  # detect all before writing
     _prepare_out_dir(out_dir, overwrite)
 
     run = _Run(out_dir, max_field_chars, progress)
     try:
-        for path, name, make_reader in plans:
-            run.ingest_file(path, name, make_reader)
+        for path, name, reader in plans:
+            run.ingest_file(path, name, reader)
     finally:
         run.close()
 
@@ -310,10 +270,16 @@ def ingest(
 class ReadError(ValueError):
     """A row or record of a source file could not be read; names the file, row and field."""
 
-    def __init__(self, source: str, row, reason: str, field: str | None, message: str):
-        where = f"{source} row {row}" + (f", field {field!r}" if field else "")
-        super().__init__(f"{where}: {message} ({reason})")
-        self.source, self.row, self.reason, self.field = source, row, reason, field
+    def __init__(self, rejection: Rejection):
+        super().__init__(str(rejection))
+        self.rejection = rejection
+        self.source, self.row, self.reason, self.field = rejection.source, rejection.row, rejection.reason, rejection.field
+
+
+def is_pool(path: str | Path) -> bool:
+    """A folder written by ``synpref ingest`` / ``PoolWriter`` (it holds ``part-*.parquet`` shards)."""
+    p = Path(path)
+    return p.is_dir() and any(p.glob("part-*.parquet"))
 
 
 def read_records(
@@ -322,46 +288,29 @@ def read_records(
     format: str | None = None,
     mapping: FieldMapping | None = None,
     errors: list | None = None,
-):
-    """Stream valid records from source files without writing a pool (no dedup).
+    allow_degenerate: bool = False,
+    max_field_chars: int = MAX_FIELD_CHARS,
+) -> Iterator[Record]:
+    """Stream valid records from pool folders and source files without writing a pool (no de-duplication).
 
-    A bad row or record raises :class:`ReadError`, or, when ``errors`` is a list,
-    is appended to it as a ``ReadError`` and skipped, so the caller can report it.
+    Source files are read by :func:`synpref.formats.read_file`, with every guard
+    ``ingest`` applies. Each :class:`~synpref.formats.Rejection` is raised as a
+    :class:`ReadError`, or, when ``errors`` is a list, appended to it and skipped so
+    the caller can report it. ``allow_degenerate`` keeps empty responses and identical
+    candidates (best-of-N inputs).
     """
-    for path in expand_sources(sources):
-        name, make_reader = _reader_factory(path, format, mapping)
-        reader = make_reader() if make_reader else None
-
-        def fail(row, reason, field, message):
-            err = ReadError(str(path), row, reason, field, message)
-            if errors is None:
-                raise err
-            errors.append(err)
-
-        def checked(produced, row):
-            for rec in produced:
-                try:
-                    if isinstance(rec, RecordError):
-                        raise rec
-                    yield validate(rec)
-                except RecordError as e:
-                    fail(row, reason_of(e), e.field, str(e))
-
-        for row, item in iter_rows(path):
-            if isinstance(item, SourceError):
-                fail(row, item.reason, None, item.message)
-                continue
-            if not isinstance(item, dict):
-                fail(row, "not_an_object", None, f"row is a {type(item).__name__}, not an object")
-                continue
-            try:
-                produced = list(reader.read(item, row))
-            except RecordError as e:
-                fail(row, reason_of(e), e.field, str(e))
-                continue
-            yield from checked(produced, row)
-        if reader is not None:
-            yield from checked(reader.finish(), None)
+    for source in sources:
+        if is_pool(source):
+            yield from read_pool(source)
+            continue
+        for path in expand_sources([source]):
+            for out in read_file(path, format=format, mapping=mapping, allow_degenerate=allow_degenerate, max_field_chars=max_field_chars):
+                if not isinstance(out, Rejection):
+                    yield out
+                elif errors is None:
+                    raise ReadError(out)
+                else:
+                    errors.append(out)
 
 
 # ``from synpref import ingest`` may hand back this module: calling it runs ingest().

@@ -13,9 +13,13 @@ What the record says about the candidates depends on ``kind``:
 * ``tie``: the candidates are equally good (never turned into pairs).
 * ``ranking``: ``ranks[i]`` is candidate i's rank, 0 best; equal ranks are ties.
 * ``ratings``: ``ratings[i]`` is candidate i's score, higher better.
+* ``best-of-n``: answers to one prompt for best-of-N selection (PPE best-of-K,
+  RewardBench 2, RM-Bench styles, candidate files); ``correct[i]``, when given,
+  says whether answer i is correct (any number may be, none or all included).
 
-:func:`expand_to_pairs` states the one rule that turns rankings and ratings into
-pairs; see its docstring.
+:func:`expand_to_pairs` states the one rule that turns rankings, ratings and
+correctness labels into pairs; see its docstring. :attr:`Record.correct_candidates`
+states which candidates a label marks best, the one rule evaluation uses.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 ROLES = ("system", "user", "assistant", "tool")
-KINDS = ("pair", "tie", "ranking", "ratings")
+KINDS = ("pair", "tie", "ranking", "ratings", "best-of-n")
 
 
 class RecordError(ValueError):
@@ -67,6 +71,7 @@ class Record:
     kind: str = "pair"
     ranks: tuple[int, ...] | None = None
     ratings: tuple[float, ...] | None = None
+    correct: tuple[bool, ...] | None = None
     margin: float | None = None
     weight: float = 1.0
     provenance: Provenance = field(default_factory=Provenance)
@@ -100,8 +105,22 @@ class Record:
         if self.kind != "pair":
             raise RecordError(f"record kind is {self.kind!r}, not 'pair'", "kind")
 
-    def with_provenance(self, **changes) -> "Record":
-        return replace(self, provenance=replace(self.provenance, **changes))
+    @property
+    def correct_candidates(self) -> list[int] | None:
+        """Indices of the candidates the label marks best; None when it marks none.
+
+        A pair's first candidate, a ranking's best-ranked ones, a best-of-n record's
+        correct ones (possibly none). Ties, ratings and unlabelled best-of-n records
+        say nothing of the kind (None).
+        """
+        if self.kind == "pair":
+            return [0]
+        if self.kind == "ranking":
+            best = min(self.ranks)
+            return [i for i, r in enumerate(self.ranks) if r == best]
+        if self.kind == "best-of-n" and self.correct is not None:
+            return [i for i, ok in enumerate(self.correct) if ok]
+        return None
 
 
 # -- construction helpers ---------------------------------------------------
@@ -147,8 +166,13 @@ def make_pair(context, chosen, rejected, **kw) -> Record:
     return validate(Record(as_conversation(context, "context"), (as_candidate(chosen, "chosen"), as_candidate(rejected, "rejected")), "pair", **kw))
 
 
-def validate(rec: Record) -> Record:
-    """Check the invariants every stored record satisfies; raise RecordError naming the field."""
+def validate(rec: Record, *, allow_degenerate: bool = False) -> Record:
+    """Check the invariants every stored record satisfies; raise RecordError naming the field.
+
+    ``allow_degenerate`` accepts an empty response and two identical candidates: a
+    published benchmark row is scored as published (the comparison then usually
+    counts as wrong), while preference data for training never allows them.
+    """
     if rec.kind not in KINDS:
         raise RecordError(f"kind must be one of {KINDS}, got {rec.kind!r}", "kind")
     n = len(rec.candidates)
@@ -159,9 +183,9 @@ def validate(rec: Record) -> Record:
             raise RecordError(f"candidate {i} has no messages", f"candidates[{i}]")
         if cand[-1].role != "assistant":
             raise RecordError(f"candidate {i} must end with an assistant message, ends with {cand[-1].role!r}", f"candidates[{i}]")
-        if not cand[-1].content.strip():
+        if not allow_degenerate and not cand[-1].content.strip():
             raise RecordError(f"candidate {i} is an empty response", f"candidates[{i}]")
-    if rec.kind in ("pair", "tie") and _norm_conv(rec.candidates[0]) == _norm_conv(rec.candidates[1]):
+    if not allow_degenerate and rec.kind in ("pair", "tie") and _norm_conv(rec.candidates[0]) == _norm_conv(rec.candidates[1]):
         raise RecordError("both candidates are identical", "candidates")
     if rec.kind == "ranking":
         if rec.ranks is None or len(rec.ranks) != n:
@@ -175,6 +199,11 @@ def validate(rec: Record) -> Record:
             raise RecordError("ratings contain NaN", "ratings")
     elif rec.ratings is not None:
         raise RecordError("ratings are only allowed on a ratings record", "ratings")
+    if rec.correct is not None:
+        if rec.kind != "best-of-n":
+            raise RecordError("correctness labels are only allowed on a best-of-n record", "correct")
+        if len(rec.correct) != n or not all(isinstance(c, bool) for c in rec.correct):
+            raise RecordError(f"correct needs one true/false label per candidate ({n})", "correct")
     if not (rec.weight >= 0):
         raise RecordError(f"weight must be >= 0, got {rec.weight}", "weight")
     if rec.margin is not None and rec.margin != rec.margin:
@@ -208,8 +237,8 @@ def content_id(rec: Record) -> str:
     elif rec.kind == "tie":
         body = sorted(cands)
     else:
-        labels = rec.ranks if rec.kind == "ranking" else rec.ratings
-        body = sorted(zip(cands, labels))
+        labels = {"ranking": rec.ranks, "ratings": rec.ratings, "best-of-n": rec.correct}[rec.kind]
+        body = sorted(zip(cands, labels)) if labels is not None else sorted(cands)
     return _digest({"k": rec.kind, "c": _norm_conv(rec.context), "r": body})
 
 
@@ -223,6 +252,8 @@ def expand_to_pairs(rec: Record, *, rating_gap: float = 0.0, mode: str = "all") 
       Equal ranks are ties and give no pair.
     * ratings -> for every i, j with ratings[i] - ratings[j] > rating_gap, the pair
       (i over j) with margin = ratings[i] - ratings[j].
+    * best-of-n -> every correct answer over every incorrect one (as a ranking with
+      correct answers rank 0, the others rank 1); without labels, nothing.
 
     ``mode`` limits which pairs a ranking or ratings record yields: ``all`` (every
     ordered pair above), ``best-vs-rest`` (only pairs whose winner is a best
@@ -234,10 +265,13 @@ def expand_to_pairs(rec: Record, *, rating_gap: float = 0.0, mode: str = "all") 
     if rec.kind == "pair":
         yield rec
         return
-    if rec.kind == "tie":
+    if rec.kind == "tie" or (rec.kind == "best-of-n" and rec.correct is None):
         return
     if rec.kind == "ranking":
         score = [-r for r in rec.ranks]
+        gap = 0.0
+    elif rec.kind == "best-of-n":
+        score = [1 if ok else 0 for ok in rec.correct]
         gap = 0.0
     else:
         score = list(rec.ratings)
@@ -262,13 +296,3 @@ def expand_to_pairs(rec: Record, *, rating_gap: float = 0.0, mode: str = "all") 
                 provenance=rec.provenance,
                 meta={**rec.meta, "expanded_from": rec.id},
             )
-
-
-def pairs_only(records: Iterable[Record], **kw) -> Iterator[Record]:
-    for rec in records:
-        yield from expand_to_pairs(rec, **kw)
-
-
-def render_candidate_text(candidate: Sequence[Message]) -> str:
-    """The text of a candidate's final (scored) assistant turn."""
-    return candidate[-1].content

@@ -82,7 +82,6 @@ TIES_WEIGHTS = {
 
 # -- PPE (lmarena-ai) --------------------------------------------------------
 PPE_PREFERENCE_HUB = ("lmarena-ai/PPE-Human-Preference-V1", "test")
-PPE_TIE_WINNERS = ("tie", "tie (bothbad)")
 # task -> (hub id, split, substrings that identify its local file/folder)
 PPE_CORRECTNESS_TASKS = {
     "MMLU-Pro": ("lmarena-ai/PPE-MMLU-Pro-Best-of-K", "train", ("mmlu",)),

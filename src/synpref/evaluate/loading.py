@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..formats import Rejection
 from .constants import DEFAULT_FOLDERS
 from .items import EvalItem
 from .registry import get_benchmark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,12 +77,18 @@ def load_benchmark(name: str, data_dir=None, *, limit: int | None = None, use_hu
     bench = get_benchmark(name)
     loaded = LoadedBenchmark(name, name)
     folder = find_folder(name, data_dir)
+    rejected: list[Rejection] = []
     if folder is not None:
-        loaded.items, loaded.source = bench.load_local(folder), str(folder)
+        loaded.source = str(folder)
+        try:
+            loaded.items = bench.load_local(folder, rejected)
+        except OSError as e:  # e.g. an RMB folder without its set folders
+            loaded.absent_reason = f"{folder}: {e}"
+            return loaded
     elif (hub_allowed() if use_hub is None else use_hub) and (bench.hub is not None or name == "ppe-correctness"):
         try:
-            loaded.items, loaded.source = bench.load_hub(), f"hub:{bench.hub[0] if bench.hub else 'lmarena-ai/PPE-*-Best-of-K'}"
-        except Exception as e:  # noqa: BLE001 - unreachable hub, missing `datasets`, bad rows: reported as absent
+            loaded.items, loaded.source = bench.load_hub(rejected), f"hub:{bench.hub[0] if bench.hub else 'lmarena-ai/PPE-*-Best-of-K'}"
+        except Exception as e:  # noqa: BLE001 - unreachable hub, missing `datasets`: reported as absent
             loaded.absent_reason = f"no local folder and the hub failed: {type(e).__name__}: {e}"
             return loaded
     else:
@@ -86,29 +96,38 @@ def load_benchmark(name: str, data_dir=None, *, limit: int | None = None, use_hu
         tried = ", ".join(DEFAULT_FOLDERS.get(name, (name,)))
         loaded.absent_reason = f"no data {where}: looked for {tried}; hub not used"
         return loaded
-    return _finish(loaded, bench, limit)
+    return _finish(loaded, bench, limit, rejected)
 
 
 def load_pairs_file(path, *, limit: int | None = None) -> LoadedBenchmark:
-    """A ``--pairs`` file read through the format registry, as a benchmark of its own."""
+    """A ``--pairs`` file (or pool folder) read through the format readers, as a benchmark of its own."""
     bench = get_benchmark("pairs")
     loaded = LoadedBenchmark(f"pairs:{Path(path).name}", "pairs", source=str(path))
+    rejected: list[Rejection] = []
     try:
-        loaded.items = bench.load_local(Path(path))
-        for it in loaded.items:
-            it.benchmark = loaded.name
-    except Exception as e:  # noqa: BLE001 - an unreadable file is reported, not fatal to the other benchmarks
+        loaded.items = bench.load_local(Path(path), rejected)
+    except (ValueError, OSError) as e:  # undetectable (UnknownFormatError) or unreadable: reported, not fatal to the others
         loaded.absent_reason = f"{type(e).__name__}: {e}"
         return loaded
-    return _finish(loaded, bench, limit)
+    for it in loaded.items:
+        it.benchmark = loaded.name
+    return _finish(loaded, bench, limit, rejected)
 
 
-def _finish(loaded: LoadedBenchmark, bench, limit: int | None) -> LoadedBenchmark:
+def rejection_summary(rejected: list[Rejection]) -> str:
+    reasons = Counter(r.reason for r in rejected)
+    counts = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    return f"{len(rejected)} rows could not be read ({counts}; first: {rejected[0]})"
+
+
+def _finish(loaded: LoadedBenchmark, bench, limit: int | None, rejected: list[Rejection]) -> LoadedBenchmark:
     if not loaded.items:
-        loaded.absent_reason = f"{loaded.source}: no items found"
+        loaded.absent_reason = f"{loaded.source}: no items found" + (f"; {rejection_summary(rejected)}" if rejected else "")
         return loaded
     loaded.missing = bench.missing_parts(loaded.items)
-    loaded.notes = bench.load_notes()
+    if rejected:
+        log.warning("%s: %s", loaded.name, rejection_summary(rejected))
+        (loaded.missing if bench.rejections_make_incomplete else loaded.notes).append(rejection_summary(rejected))
     if limit is not None and len(loaded.items) > limit:
         loaded.items = limit_items(loaded.items, limit, bench.strata(loaded.items))
         loaded.limited_to = limit

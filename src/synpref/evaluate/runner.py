@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from ..scoring import score_once
 from .cache import RewardCache
 from .constants import BENCHMARK_ORDER, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from .loading import LoadedBenchmark, load_benchmark, load_pairs_file
 from .scorers import RewardModelScorer, length_baselines
-from .scoring import score_items
 from .summary import overall, summarize_benchmark
 
 RESULTS_FILE, ITEMS_FILE = "results.json", "items.jsonl"
@@ -97,7 +97,7 @@ def run_evaluation(
     if write_report:
         from .report import build_report
 
-        build_report([out_dir], out_dir)
+        build_report([out_dir], out_dir, resamples=resamples)
     return results
 
 
@@ -107,11 +107,18 @@ def _evaluate(evaluator, items, cache_dir: Path, progress: bool) -> tuple[list, 
         return evaluator.evaluate_items(items, cache_dir=cache_dir, progress=progress)
     cache = RewardCache(cache_dir / f"{evaluator.key}.sqlite") if evaluator.kind == "reward-model" else None
     try:
-        scored, stats = score_items(evaluator, items, cache, progress=progress)
+        rewards, stats = score_once(
+            lambda conversations, names: evaluator.score(conversations),
+            [it.conversations() for it in items],
+            names=[f"{it.benchmark} item {it.item_id}" for it in items],
+            cache=cache,
+            progress=progress,
+            desc=f"scoring {evaluator.name}",
+        )
     finally:
         if cache is not None:
             cache.close()
-    return scored, stats.to_dict()
+    return [it.scored(r) for it, r in zip(items, rewards)], stats.to_dict()
 
 
 def run_judge_evaluation(

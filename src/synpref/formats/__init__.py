@@ -1,16 +1,20 @@
-"""Source formats: streaming row sources, a reader registry and one reader per format.
+"""Source formats: streaming row sources, a reader registry, one reader per format, and the
+one row -> record generator (:mod:`synpref.formats.reading`) every command reads through.
 
 Importing this package registers every built-in format.
 """
 
 from . import (  # noqa: F401  (imported to register the readers)
     arena,
+    candidates,
     dahoas,
     helpsteer,
     hh_rlhf,
     judgebench,
+    ppe,
     prompt_chosen_rejected,
     rewardbench,
+    rewardbench2,
     rm_bench,
     rm_gallery,
     rmb,
@@ -19,14 +23,20 @@ from . import (  # noqa: F401  (imported to register the readers)
 )
 from .common import FormatError, reason_of
 from .mapping import FieldMapping, MappedReader
-from .registry import Reader, UnknownFormatError, detect, get_reader, known_formats, register
-from .sources import SourceError, expand_sources, iter_rows
+from .reading import MAX_FIELD_CHARS, Rejection, RowCount, make_reader, read_file, reader_for, records_from_rows
+from .registry import READERS, Reader, UnknownFormatError, detect, get_reader, known_formats, register
+from .sources import DATA_SUFFIXES, SourceError, expand_sources, iter_rows, strip_data_suffix
 
 __all__ = [
+    "DATA_SUFFIXES",
     "FieldMapping",
     "FormatError",
+    "MAX_FIELD_CHARS",
     "MappedReader",
+    "READERS",
     "Reader",
+    "Rejection",
+    "RowCount",
     "SourceError",
     "UnknownFormatError",
     "detect",
@@ -34,6 +44,11 @@ __all__ = [
     "get_reader",
     "iter_rows",
     "known_formats",
+    "make_reader",
+    "read_file",
+    "reader_for",
     "reason_of",
+    "records_from_rows",
     "register",
+    "strip_data_suffix",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from ..schema import Message
-from .common import FormatError, lookup, number, pair_record, scalar_extras
+from .common import FormatError, lookup, number, scalar_extras
 from .registry import Reader, register
 
 TURNS = ("prompt", "response_a", "response_b")
@@ -59,4 +59,4 @@ class ArenaReader(Reader):
         b = (interleave(prompt, resp_b), "response_b")
         first, second = (b, a) if winner == "model_b" else (a, b)
         meta = {**scalar_extras(obj, (*TURNS, *WINNERS)), "winner": winner}
-        return [pair_record(self.provenance(row), None, first, second, kind="tie" if winner == "tie" else "pair", meta=meta)]
+        return [self.pair(row, None, first, second, kind="tie" if winner == "tie" else "pair", meta=meta)]

@@ -18,9 +18,12 @@ SCALARS = (str, int, float, bool)
 
 
 class FormatError(RecordError):
-    def __init__(self, message: str, field: str | None = None, reason: str = "invalid_record"):
+    """``row`` is set when the error belongs to an earlier row than the one being read (grouping readers)."""
+
+    def __init__(self, message: str, field: str | None = None, reason: str = "invalid_record", *, row: int | None = None):
         super().__init__(message, field)
         self.reason = reason
+        self.row = row
 
 
 # schema.RecordError has no reason code; map its messages onto ours (see report: schema change suggested).
@@ -86,6 +89,23 @@ def number(obj: Any, path: str, *, name: str | None = None) -> float:
 
 def items(obj: Any, path: str) -> list:
     return typed(lookup(obj, path), path, list)
+
+
+def flag(value: Any, field: str) -> bool:
+    """A correctness label: true/false, or the numbers 1/0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise FormatError(f"field {field!r} must be true/false or 1/0, got {value!r}", field, "bad_label")
+
+
+def flags(obj: Any, path: str, n: int) -> tuple[bool, ...]:
+    """One correctness label per candidate from the list at ``path``."""
+    values = items(obj, path)
+    if len(values) != n:
+        raise FormatError(f"field {path!r} holds {len(values)} labels for {n} candidates", path, "invalid_record")
+    return tuple(flag(v, f"{path}[{i}]") for i, v in enumerate(values))
 
 
 def scalar_extras(obj: dict, used: Iterable[str]) -> dict:
@@ -164,10 +184,10 @@ def context_and_candidates(prompt: Any, responses: Sequence[tuple[Any, str]], pr
     return shared, [ta, tb]
 
 
-def checked(rec: Record, candidate_fields: Sequence[str]) -> Record:
+def checked(rec: Record, candidate_fields: Sequence[str], *, allow_degenerate: bool = False) -> Record:
     """``schema.validate``, with ``candidates[i]`` renamed to the source field it came from."""
     try:
-        return validate(rec)
+        return validate(rec, allow_degenerate=allow_degenerate)
     except RecordError as e:
         field = e.field or ""
         m = re.fullmatch(r"candidates\[(\d+)\]", field)
@@ -176,10 +196,6 @@ def checked(rec: Record, candidate_fields: Sequence[str]) -> Record:
         elif field == "candidates":
             field = ",".join(candidate_fields)
         raise FormatError(str(e), field, reason_of(e)) from None
-
-
-def winner_first(a: Conversation, b: Conversation, a_wins: bool) -> tuple[Conversation, Conversation]:
-    return (a, b) if a_wins else (b, a)
 
 
 def pair_record(
@@ -192,8 +208,9 @@ def pair_record(
     kind: str = "pair",
     margin: float | None = None,
     meta: dict | None = None,
+    allow_degenerate: bool = False,
 ) -> Record:
     """A checked pair (``first`` preferred) or tie from a prompt and two ``(value, source_field)``."""
     context, (a, b) = context_and_candidates(prompt, [first, second], prompt_field)
     rec = Record(context, (a, b), kind, margin=margin, provenance=provenance, meta=meta or {})
-    return checked(rec, [first[1], second[1]])
+    return checked(rec, [first[1], second[1]], allow_degenerate=allow_degenerate)

@@ -5,7 +5,7 @@ Responses are stripped like HH turns, so the same pair read from hh-rlhf gets th
 
 from __future__ import annotations
 
-from .common import pair_record, parse_hh_transcript, scalar_extras, text
+from .common import parse_hh_transcript, scalar_extras, text
 from .registry import Reader, register
 
 USED = ("prompt", "response", "chosen", "rejected")
@@ -23,4 +23,4 @@ class DahoasReader(Reader):
             context = context[:-1]  # the open "Assistant:" the responses complete
         chosen, rejected = text(obj, "chosen").strip(), text(obj, "rejected").strip()
         meta = scalar_extras(obj, USED)
-        return [pair_record(self.provenance(row), context, (chosen, "chosen"), (rejected, "rejected"), meta=meta)]
+        return [self.pair(row, context, (chosen, "chosen"), (rejected, "rejected"), meta=meta)]

@@ -14,8 +14,8 @@ group goes on without it.
 
 from __future__ import annotations
 
-from ..schema import Message, Record
-from .common import FormatError, checked, conversation, number, scalar_extras, text
+from ..schema import Message, Record, RecordError
+from .common import FormatError, conversation, number, reason_of, scalar_extras, text
 from .registry import Reader, register
 
 ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
@@ -23,8 +23,8 @@ ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosit
 
 @register("helpsteer", priority=40)
 class HelpSteerReader(Reader):
-    def __init__(self, source: str = "", *, rating_attribute: str = "helpfulness", max_group: int = 64):
-        super().__init__(source)
+    def __init__(self, source: str = "", *, rating_attribute: str = "helpfulness", max_group: int = 64, **options):
+        super().__init__(source, **options)
         self.rating_attribute = rating_attribute
         self.max_group = max_group
         self._prompt: str | None = None
@@ -36,7 +36,7 @@ class HelpSteerReader(Reader):
 
     def read(self, obj: dict, row: int):
         prompt, response = text(obj, "prompt"), text(obj, "response")
-        if not response.strip():
+        if not response.strip() and not self.allow_degenerate:
             raise FormatError("field 'response' is empty", "response", "empty_response")
         number(obj, self.rating_attribute)
         attributes = {a: obj[a] for a in ATTRIBUTES if a in obj}
@@ -61,4 +61,7 @@ class HelpSteerReader(Reader):
             meta={"rows": rows, "rating_attribute": self.rating_attribute, "attributes": [a for _, _, a in self._group]},
         )
         self._group = []
-        return [checked(rec, [f"response (row {r})" for r in rows])]
+        try:
+            return [self.checked(rec, [f"response (row {r})" for r in rows])]
+        except RecordError as e:  # the group's error, returned: it must not be blamed on the row being read
+            return [FormatError(str(e), e.field, reason_of(e), row=rows[0])]

@@ -6,7 +6,7 @@ the last assistant turn) become the candidates, chosen first.
 
 from __future__ import annotations
 
-from .common import pair_record, parse_hh_transcript, scalar_extras
+from .common import parse_hh_transcript, scalar_extras
 from .registry import Reader, register
 
 
@@ -21,4 +21,4 @@ class HHRLHFReader(Reader):
         chosen = parse_hh_transcript(obj.get("chosen"), "chosen")
         rejected = parse_hh_transcript(obj.get("rejected"), "rejected")
         meta = scalar_extras(obj, ("chosen", "rejected"))
-        return [pair_record(self.provenance(row), None, (chosen, "chosen"), (rejected, "rejected"), meta=meta)]
+        return [self.pair(row, None, (chosen, "chosen"), (rejected, "rejected"), meta=meta)]

@@ -6,7 +6,7 @@ candidate was (["A", "B"] or ["B", "A"]). Any other label is quarantined (field 
 
 from __future__ import annotations
 
-from .common import FormatError, pair_record, scalar_extras, text
+from .common import FormatError, scalar_extras, text
 from .registry import Reader, register
 
 USED = ("question", "response_A", "response_B", "label")
@@ -26,4 +26,4 @@ class JudgeBenchReader(Reader):
         b = (text(obj, "response_B"), "response_B")
         first, second = (a, b) if label == "A>B" else (b, a)
         meta = {**scalar_extras(obj, USED[:3]), "original_order": ["A", "B"] if label == "A>B" else ["B", "A"]}
-        return [pair_record(self.provenance(row), text(obj, "question"), first, second, prompt_field="question", meta=meta)]
+        return [self.pair(row, text(obj, "question"), first, second, prompt_field="question", meta=meta)]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .common import FormatError, lookup, number, pair_record, scalar_extras
+from .common import FormatError, lookup, number, scalar_extras
 from .registry import Reader, register
 
 CANONICAL = ("prompt", "chosen", "rejected", "response_a", "response_b", "margin")
@@ -119,8 +119,8 @@ class FieldMapping:
 class MappedReader(Reader):
     """Pairs and ties from rows described by a :class:`FieldMapping` (never auto-detected)."""
 
-    def __init__(self, source: str = "", *, mapping: FieldMapping):
-        super().__init__(source)
+    def __init__(self, source: str = "", *, mapping: FieldMapping, **options):
+        super().__init__(source, **options)
         self.mapping = mapping
         self.used = {path.split(".")[0] for path in mapping.fields.values()} | ({mapping.label_field} if mapping.label_field else set())
 
@@ -147,4 +147,4 @@ class MappedReader(Reader):
             raise FormatError("no prompt mapped and the responses are not whole conversations", "prompt", "missing_field")
         margin = number(obj, f["margin"]) if "margin" in f and kind == "pair" else None
         meta = scalar_extras(obj, self.used)
-        return [pair_record(self.provenance(row), prompt, first, second, prompt_field=f.get("prompt", "prompt"), kind=kind, margin=margin, meta=meta)]
+        return [self.pair(row, prompt, first, second, prompt_field=f.get("prompt", "prompt"), kind=kind, margin=margin, meta=meta)]

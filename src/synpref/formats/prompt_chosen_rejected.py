@@ -14,7 +14,7 @@ Subclasses change the label through :meth:`label`.
 
 from __future__ import annotations
 
-from .common import FormatError, lookup, pair_record, scalar_extras
+from .common import FormatError, lookup, scalar_extras
 from .registry import Reader, register
 
 USED = ("prompt", "chosen", "rejected")
@@ -37,4 +37,4 @@ class PromptChosenRejectedReader(Reader):
             raise FormatError("missing field 'prompt' (needed unless chosen/rejected are whole conversations)", "prompt", "missing_field")
         kind, margin, extra = self.label(obj)
         meta = {**scalar_extras(obj, USED), **extra}
-        return [pair_record(self.provenance(row), prompt, (chosen, "chosen"), (rejected, "rejected"), kind=kind, margin=margin, meta=meta)]
+        return [self.pair(row, prompt, (chosen, "chosen"), (rejected, "rejected"), kind=kind, margin=margin, meta=meta)]

@@ -9,7 +9,7 @@ chosen/rejected. One chosen + one rejected gives a pair; more outputs give a ``r
 from __future__ import annotations
 
 from ..schema import Record
-from .common import FormatError, checked, context_and_candidates, items, lookup, pair_record, text
+from .common import FormatError, context_and_candidates, items, lookup, text
 from .registry import Reader, register
 
 OUTPUTS = "evaluation_sample.outputs"
@@ -24,7 +24,7 @@ def _output(out, i: int) -> tuple[str, str, str]:
         inner, base = out["answer"], base + ".answer"
     content = text(inner, "content", name=f"{base}.content")
     label = next((x.get(k) for x in (out, inner) for k in ("content_label", "label") if x.get(k) is not None), None)
-    if label not in RANKS:
+    if not isinstance(label, str) or label not in RANKS:
         raise FormatError(f"{label_base}.content_label must be chosen or rejected, got {label!r}", f"{label_base}.content_label", "bad_label")
     return content, label, f"{base}.content"
 
@@ -51,7 +51,7 @@ class RMGalleryReader(Reader):
         prov = self.provenance(row)
         if len(outputs) == 2:
             (chosen, _, chosen_field), (rejected, _, rejected_field) = sorted(outputs, key=lambda o: RANKS[o[1]])
-            return [pair_record(prov, prompt, (chosen, chosen_field), (rejected, rejected_field), prompt_field="evaluation_sample.input", meta=meta)]
+            return [self.pair(row, prompt, (chosen, chosen_field), (rejected, rejected_field), prompt_field="evaluation_sample.input", meta=meta)]
         context, cands = context_and_candidates(prompt, [(c, f) for c, _, f in outputs], "evaluation_sample.input")
         rec = Record(context, tuple(cands), "ranking", ranks=tuple(RANKS[l] for l in labels), provenance=prov, meta=meta)
-        return [checked(rec, [f for _, _, f in outputs])]
+        return [self.checked(rec, [f for _, _, f in outputs])]

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from ..schema import Message, Record
-from .common import checked, conversation, items, lookup, pair_record, text, typed
+from .common import conversation, items, lookup, text, typed
 from .registry import Reader, register
 
 
@@ -32,7 +32,7 @@ class RMBPairwiseReader(Reader):
         }
         chosen = (text(obj, "chosen.answer"), "chosen.answer")
         rejected = (text(obj, "reject.answer"), "reject.answer")
-        return [pair_record(self.provenance(row), lookup(obj, "conversation_input"), chosen, rejected, prompt_field="conversation_input", meta=meta)]
+        return [self.pair(row, lookup(obj, "conversation_input"), chosen, rejected, prompt_field="conversation_input", meta=meta)]
 
 
 @register("rmb-best-of-n", priority=50)
@@ -55,5 +55,5 @@ class RMBBestOfNReader(Reader):
             provenance=self.provenance(row),
             meta={**_meta(obj, "bon_uid", "category_path"), "models": models},
         )
-        return [checked(rec, fields)]
+        return [self.checked(rec, fields)]
 

@@ -49,6 +49,13 @@ def is_data_file(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith(DATA_SUFFIXES)
 
 
+def strip_data_suffix(path: str | Path) -> str:
+    """The file name without its data suffix: ``a/chat_filtered.json.gz`` -> ``chat_filtered``."""
+    name = Path(path).name
+    suffix = next((s for s in sorted(DATA_SUFFIXES, key=len, reverse=True) if name.lower().endswith(s)), "")
+    return name[: len(name) - len(suffix)]
+
+
 def expand_sources(sources) -> list[Path]:
     """Files as given; directories become their data files (recursive, sorted)."""
     out: list[Path] = []

@@ -12,7 +12,7 @@ import html
 import re
 
 from ..schema import Message, Record
-from .common import FormatError, checked, conversation, items, lookup, number, scalar_extras, text, typed
+from .common import FormatError, conversation, items, lookup, number, scalar_extras, text, typed
 from .registry import Reader, register
 
 _TAG = re.compile(r"<[^>]+>")
@@ -24,8 +24,8 @@ def html_to_text(s: str) -> str:
 
 @register("stack-exchange", priority=40)
 class StackExchangeReader(Reader):
-    def __init__(self, source: str = "", *, strip_html: bool = False):
-        super().__init__(source)
+    def __init__(self, source: str = "", *, strip_html: bool = False, **options):
+        super().__init__(source, **options)
         self.clean = html_to_text if strip_html else (lambda s: s)
 
     @staticmethod
@@ -52,4 +52,4 @@ class StackExchangeReader(Reader):
                 "selected": [bool(lookup(a, "selected", False)) for a in answers],
             },
         )
-        return [checked(rec, fields)]
+        return [self.checked(rec, fields)]

@@ -1,8 +1,7 @@
-"""Serving: a micro-batching HTTP reward server and the best-of-N tool.
+"""Serving: a micro-batching HTTP reward server (the offline ``synpref bon`` lives in ``synpref.evaluate.bon``).
 
 * :func:`create_app` builds the FastAPI app around a :class:`~synpref.model.RewardModel`;
-* :class:`MicroBatcher` is the one thread that owns the model and scores queued requests;
-* :func:`run_bon` / :func:`bon_curves` power ``synpref bon``.
+* :class:`MicroBatcher` is the one thread that owns the model and scores queued requests.
 
 Imports of FastAPI/uvicorn happen inside the modules that need them, so
 ``import synpref.serve`` stays cheap and works without the ``serve`` extra.
@@ -11,20 +10,12 @@ Imports of FastAPI/uvicorn happen inside the modules that need them, so
 from .batcher import BatcherClosed, MicroBatcher
 from .config import ServeConfig
 
-__all__ = ["BatcherClosed", "MicroBatcher", "ServeConfig", "bon_curves", "create_app", "run_bon"]
+__all__ = ["BatcherClosed", "MicroBatcher", "ServeConfig", "create_app"]
 
 
-def __getattr__(name):  # lazy: these pull in FastAPI or matplotlib-free numpy code
+def __getattr__(name):  # lazy: the app pulls in FastAPI
     if name == "create_app":
         from .app import create_app
 
         return create_app
-    if name == "run_bon":
-        from .bon import run_bon
-
-        return run_bon
-    if name == "bon_curves":
-        from .bon_curve import bon_curves
-
-        return bon_curves
     raise AttributeError(name)

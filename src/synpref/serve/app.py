@@ -30,9 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..numeric import sigmoid
+from ..scoring import choose, rank_indices
 from . import payloads as p
 from .batcher import BatcherClosed, MicroBatcher
-from .bon import choose, rank_indices
 from .config import ServeConfig
 from .metrics import Metrics
 from .rendered import RenderedTextError, query_to_conversation

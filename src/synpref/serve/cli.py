@@ -1,4 +1,4 @@
-"""Click commands ``serve`` and ``bon``; the main ``synpref`` CLI registers them."""
+"""Click commands ``serve`` and ``bon`` (offline best-of-N, implemented in ``synpref.evaluate.bon``); the main ``synpref`` CLI registers them."""
 
 from __future__ import annotations
 
@@ -99,43 +99,51 @@ def _length_errors_as_usage(rows):
 def bon_command(model, inputs, out_path, normalize, max_n, trials, seed, limit, plot, max_batch_tokens, precision, max_length, length_policy, device):
     """Best-of-N: choose the highest-reward candidate for each prompt in the input.
 
+    Inputs: candidate files ({"prompt", "candidates", "correct"?}), PPE best-of-K files,
+    RMB BoN_set or any file or pool synpref reads whose records have two or more candidates.
     Writes OUT (JSONL: id, chosen, rewards, ranking, and correctness when labelled).
     When correctness labels exist, also prints the best-of-N curve (N = 1..max,
     averaged over random subsets) against oracle and random choice, and writes it
     to OUT.curve.json (and OUT.curve.png unless --no-plot).
     """
+    from collections import Counter
     from itertools import islice
 
+    from ..evaluate.bon import read_bon_items, run_bon
+    from ..evaluate.bon_curve import bon_curves, curve_table, plot_curves
+    from ..formats import UnknownFormatError
     from ..text import LengthStats
-    from .bon import run_bon
-    from .bon_curve import bon_curves, curve_table, plot_curves
-    from .bon_input import BonReadStats, read_bon_items
     from .server import load_reward_model
 
     rm = load_reward_model(model, device=device, max_length=max_length, length_policy=length_policy)
-    read_stats, length_stats = BonReadStats(), LengthStats()
+    rejected, length_stats = [], LengthStats()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     labelled_rewards, labelled_correct, n_rows, n_chosen_correct = [], [], 0, 0
     with out.open("w", encoding="utf-8") as fh:
         rows = run_bon(
             rm,
-            islice(read_bon_items(inputs, read_stats), limit),
+            islice(read_bon_items(inputs, rejected), limit),
             normalize=normalize,
             stats=length_stats,
             max_batch_tokens=max_batch_tokens,
             precision=precision,
         )
-        for row in _length_errors_as_usage(rows):
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n_rows += 1
-            if "correct" in row:
-                labelled_rewards.append([math.nan if r is None else r for r in row["rewards"]])
-                labelled_correct.append(row["correct"])
-                n_chosen_correct += bool(row["chosen_correct"])
-    click.echo(f"{n_rows} prompts -> {out} (skipped rows: {read_stats.skipped}; lengths: {length_stats.to_dict()})", err=True)
-    for reason, n in sorted(read_stats.reasons.items()):
+        try:
+            for row in _length_errors_as_usage(rows):
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n_rows += 1
+                if "correct" in row:
+                    labelled_rewards.append([math.nan if r is None else r for r in row["rewards"]])
+                    labelled_correct.append(row["correct"])
+                    n_chosen_correct += bool(row["chosen_correct"])
+        except UnknownFormatError as e:
+            raise click.ClickException(f"{e} (convert such a file with synpref ingest --map ..., then pass the pool to --input)") from None
+    click.echo(f"{n_rows} prompts -> {out} (skipped rows: {len(rejected)}; lengths: {length_stats.to_dict()})", err=True)
+    for reason, n in sorted(Counter(r.reason for r in rejected).items()):
         click.echo(f"  skipped {n}: {reason}", err=True)
+    for r in rejected[:10]:
+        click.echo(f"  skipped: {r}", err=True)
     if not labelled_correct:
         click.echo("no correctness labels: no best-of-N curve", err=True)
         return

@@ -27,6 +27,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field("candidates", pa.list_(CONVERSATION), nullable=False),
         pa.field("ranks", pa.list_(pa.int32())),
         pa.field("ratings", pa.list_(pa.float64())),
+        pa.field("correct", pa.list_(pa.bool_())),
         pa.field("margin", pa.float64()),
         pa.field("weight", pa.float64(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
@@ -35,7 +36,7 @@ RECORD_SCHEMA = pa.schema(
         pa.field("label_source", pa.string(), nullable=False),
         pa.field("meta", pa.large_string()),
     ],
-    metadata={"synpref.schema": "record/1"},
+    metadata={"synpref.schema": "record/2"},  # record/2 added ``correct``; record/1 shards read as before
 )
 
 
@@ -56,6 +57,7 @@ def record_to_row(rec: Record) -> dict:
         "candidates": [_conv_to_arrow(c) for c in rec.candidates],
         "ranks": list(rec.ranks) if rec.ranks is not None else None,
         "ratings": list(rec.ratings) if rec.ratings is not None else None,
+        "correct": list(rec.correct) if rec.correct is not None else None,
         "margin": rec.margin,
         "weight": rec.weight,
         "source": rec.provenance.source,
@@ -73,6 +75,7 @@ def row_to_record(row: dict) -> Record:
         kind=row["kind"],
         ranks=tuple(row["ranks"]) if row["ranks"] is not None else None,
         ratings=tuple(row["ratings"]) if row["ratings"] is not None else None,
+        correct=tuple(row["correct"]) if row.get("correct") is not None else None,
         margin=row["margin"],
         weight=row["weight"],
         provenance=Provenance(row["source"], row["row"], row["format"], row["label_source"]),

@@ -60,7 +60,7 @@ def is_eval_prompt(prompt_id: str, eval_fraction: float) -> bool:
     return bucket < eval_fraction
 
 
-def read_records(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
+def read_pools_with_checksums(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
     """Records from pool dirs/shards, plus a checksum entry for every file read."""
     from ..store.pool import pool_files, read_pool
 
@@ -128,7 +128,7 @@ def load_training_pairs(cfg, rm, records: Iterable[Record] | None = None) -> Pai
     if records is None:
         if not cfg.data:
             raise ValueError("TrainConfig.data is empty: give pool directories to train on")
-        recs, sources = read_records(cfg.data)
+        recs, sources = read_pools_with_checksums(cfg.data)
     else:
         recs = list(records)
         sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]

@@ -22,10 +22,3 @@ def best_beats_all(items: list[ScoredItem]) -> np.ndarray:
         bad = [r for i, r in enumerate(it.rewards) if i not in it.correct]
         out[n] = float(min(good) > max(bad)) if good and bad else float("nan")
     return out
-
-
-def subset_stats(values: np.ndarray, strata: np.ndarray, names: list[str], prefix: str = "subset/") -> dict[str, float]:
-    from ..registry import group_mean
-
-    means = group_mean(values, strata, len(names))
-    return {f"{prefix}{name}": float(m) for name, m in zip(names, means)}

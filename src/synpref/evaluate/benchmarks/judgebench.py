@@ -11,22 +11,22 @@ split the JudgeBench leaderboard ranks on), or of the only split present.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..constants import JUDGEBENCH_CATEGORIES, JUDGEBENCH_CATEGORY_OF_SOURCE, JUDGEBENCH_HEADLINE_SPLIT, JUDGEBENCH_HUB
-from ..items import EvalItem, ScoredItem, make_item
-from ..registry import Benchmark, register
+from ...formats import FormatError, strip_data_suffix
+from ...schema import Record
+from ..items import EvalItem, ScoredItem
+from ..registry import Benchmark, meta_field, register
 
 LABELS = ("A>B", "B>A")
 
 
-def category_of(source: str) -> str:
+def category_of(source: str) -> str | None:
     for prefix, category in JUDGEBENCH_CATEGORY_OF_SOURCE:
         if source.startswith(prefix):
             return category
-    raise ValueError(f"unknown JudgeBench source {source!r}")
+    return None
 
 
 def judge_verdict(reward_a: float, reward_b: float) -> str:
@@ -37,26 +37,19 @@ def judge_verdict(reward_a: float, reward_b: float) -> str:
 class JudgeBench(Benchmark):
     title = "JudgeBench"
     hub = JUDGEBENCH_HUB
+    format = "judgebench"
 
-    def items_from_rows(self, rows, source: str) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            if row["label"] not in LABELS:
-                raise ValueError(f"{source} row {n}: label must be one of {LABELS}, got {row['label']!r}")
-            split = row.get("response_model") or Path(source).stem
-            items.append(
-                make_item(
-                    self.name,
-                    category_of(row["source"]),
-                    f"{split}:{row.get('pair_id', n)}",
-                    row["question"],
-                    [row["response_A"], row["response_B"]],
-                    [LABELS.index(row["label"])],
-                    split=split,
-                    source=row["source"],
-                )
-            )
-        return items
+    def item(self, rec: Record) -> EvalItem:
+        split = rec.meta.get("response_model") or strip_data_suffix(rec.provenance.source)
+        source = meta_field(rec, "source")
+        category = category_of(source)
+        if category is None:
+            known = ", ".join(prefix + "*" for prefix, _ in JUDGEBENCH_CATEGORY_OF_SOURCE)
+            raise FormatError(f"unknown JudgeBench source {source!r} (expected {known})", "source", "invalid_record")
+        # The reader puts the winner first; the item keeps the published A/B order.
+        order = [1, 0] if rec.meta.get("original_order") == ["B", "A"] else [0, 1]
+        item_id = f"{split}:{rec.meta.get('pair_id', rec.provenance.row)}"
+        return EvalItem.from_record(rec, self.name, category, item_id, order=order, split=split, source=source)
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         missing = []

@@ -1,8 +1,10 @@
-"""Any preference file the format readers understand: pairwise accuracy.
+"""Any preference file the format readers understand (or a pool folder): pairwise accuracy.
 
-Every record becomes pairs by :func:`synpref.schema.expand_to_pairs` (ties give
-none); a pair is correct iff reward(preferred) > reward(other), a tie is wrong.
-One subset per file; the score is the micro accuracy over all pairs.
+Records are read by :func:`synpref.ingest.read_records` with the guards ``ingest``
+applies (a row it would quarantine is reported in the notes, never fatal); each
+becomes pairs by :func:`synpref.schema.expand_to_pairs` (ties give none). A pair is
+correct iff reward(preferred) > reward(other), a tie is wrong. One subset per
+file; the score is the micro accuracy over all pairs.
 """
 
 from __future__ import annotations
@@ -11,48 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ...formats import Rejection
+from ...ingest import read_records
+from ...schema import expand_to_pairs
 from ..items import EvalItem, ScoredItem
 from ..registry import Benchmark, group_mean, register
 from .common import pair_won
 
 
-def read_records(path: Path, errors: list):
-    """Records of ``path`` (a pool folder or any file the format readers understand).
-
-    Imported lazily: ``synpref.ingest`` belongs to the format readers. Unreadable
-    rows are appended to ``errors`` and skipped.
-    """
-    path = Path(path)
-    if path.is_dir() and list(path.glob("part-*.parquet")):
-        from ...store.pool import read_pool
-
-        return read_pool(path)
-    try:
-        from ...ingest import read_records as ingest_records
-    except ImportError as e:
-        raise RuntimeError(f"--pairs needs synpref.ingest (the format readers), which is not available: {e}") from None
-    return ingest_records([path], errors=errors)
-
-
 @register("pairs")
 class Pairs(Benchmark):
     title = "Preference pairs"
+    rejections_make_incomplete = False  # a user's file has no published size: rejected rows are notes
 
-    def load_local(self, path: Path) -> list[EvalItem]:
-        from ...schema import expand_to_pairs
-
-        self.unreadable: list = []
+    def load_local(self, path: Path, rejected: list[Rejection]) -> list[EvalItem]:
         items = []
-        for rec in read_records(Path(path), self.unreadable):
+        for rec in read_records([Path(path)], errors=rejected):
             for k, pair in enumerate(expand_to_pairs(rec)):
-                items.append(EvalItem(self.name, Path(path).name, f"{rec.id}:{k}", pair.context, list(pair.candidates), [0]))
-        if not items:
-            raise ValueError(f"{path}: no preference pairs could be read")
+                items.append(EvalItem.from_record(pair, self.name, Path(path).name, f"{rec.id}:{k}"))
         return items
-
-    def load_notes(self) -> list[str]:
-        n = len(getattr(self, "unreadable", []))
-        return [f"{n} unreadable rows skipped (first: {self.unreadable[0]})"] if n else []
 
     def outcomes(self, items: list[ScoredItem]) -> dict[str, np.ndarray]:
         return {"correct": pair_won(items)}

@@ -13,58 +13,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..constants import PPE_CORRECTNESS_TASKS, PPE_MAX_K, PPE_PREFERENCE_HUB, PPE_TIE_WINNERS
-from ..items import EvalItem, ScoredItem, make_item
+from ...formats import Rejection, expand_sources
+from ...schema import Record
+from ..constants import PPE_CORRECTNESS_TASKS, PPE_MAX_K, PPE_PREFERENCE_HUB
+from ..items import EvalItem, ScoredItem
 from ..registry import Benchmark, group_mean, register
-from ..sources import data_files, hub_rows, read_rows
 from .common import pair_won
-
-
-def _turns(value) -> list[dict] | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if isinstance(value, (list, tuple)) and value and all(isinstance(m, dict) and "role" in m for m in value):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
-    return None
-
-
-def _split_conversations(a: list[dict], b: list[dict]):
-    """Common prefix as the context; the diverging turns as the two candidates."""
-    n = 0
-    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
-        n += 1
-    return a[:n], a[n:], b[n:]
 
 
 @register("ppe-preference")
 class PPEPreference(Benchmark):
     title = "PPE Preference"
     hub = PPE_PREFERENCE_HUB
+    format = "ppe-preference"
 
-    def items_from_rows(self, rows, source: str) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            winner = row["winner"]
-            if winner in PPE_TIE_WINNERS:
-                continue
-            if winner not in ("model_a", "model_b"):
-                raise ValueError(f"{source} row {n}: unknown winner {winner!r}")
-            conv_a, conv_b = _turns(row.get("conversation_a")), _turns(row.get("conversation_b"))
-            if conv_a and conv_b:
-                context, cand_a, cand_b = _split_conversations(conv_a, conv_b)
-            else:
-                context, cand_a, cand_b = row["prompt"], row["response_1"], row["response_2"]
-            item_id = f"{row.get('question_id', n)}"
-            items.append(make_item(self.name, "human-preference", item_id, context, [cand_a, cand_b], [0 if winner == "model_a" else 1]))
-        return items
+    def item(self, rec: Record) -> EvalItem | None:
+        if rec.kind == "tie":
+            return None  # tie votes are not part of the benchmark
+        # The reader puts the winner first; the item keeps the published (a, b) order.
+        order = [1, 0] if rec.meta.get("winner") == "model_b" else [0, 1]
+        return EvalItem.from_record(rec, self.name, "human-preference", rec.meta.get("question_id", rec.provenance.row), order=order)
 
     def outcomes(self, items: list[ScoredItem]) -> dict[str, np.ndarray]:
         return {"correct": pair_won(items)}
@@ -80,6 +52,11 @@ def task_of(path: str) -> str | None:
         if any(k in low for k in keys):
             return task
     return None
+
+
+def correctness_item_id(rec: Record, task: str) -> str:
+    """``task:question_id:model_name``: the id of a best-of-K row here and in ``synpref bon``."""
+    return f"{task}:{rec.meta.get('question_id', rec.provenance.row)}:{rec.meta.get('model_name', '')}"
 
 
 def best_of_k(rewards: list[float], correct: list[bool], max_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,34 +75,29 @@ def best_of_k(rewards: list[float], correct: list[bool], max_k: int) -> tuple[np
 class PPECorrectness(Benchmark):
     title = "PPE Correctness"
     hub = None  # five hub datasets: see load_hub
+    format = "ppe-correctness"
 
-    def load_local(self, folder: Path) -> list[EvalItem]:
+    def load_local(self, folder: Path, rejected: list[Rejection]) -> list[EvalItem]:
         items = []
-        for path in data_files(folder):
+        for path in expand_sources([folder]):
             task = task_of(str(path.relative_to(folder) if path != folder else path.name))
             if task is None:
-                raise ValueError(f"{path}: cannot tell which PPE task this file is (expected one of {', '.join(PPE_CORRECTNESS_TASKS)} in its name)")
-            items += self._items(read_rows(path), task)
+                message = f"cannot tell which PPE task this file is (expected one of {', '.join(PPE_CORRECTNESS_TASKS)} in its name); file skipped"
+                rejected.append(Rejection(str(path), None, "unknown_task", None, message))
+                continue
+            items += self.items(self.read(path, rejected), rejected, task=task)
         return items
 
-    def load_hub(self) -> list[EvalItem]:
+    def load_hub(self, rejected: list[Rejection]) -> list[EvalItem]:
+        from ..sources import hub_rows
+
         items = []
         for task, (dataset_id, split, _) in PPE_CORRECTNESS_TASKS.items():
-            items += self._items(hub_rows(dataset_id, split), task)
+            items += self.items_from_rows(hub_rows(dataset_id, split), dataset_id, rejected, task=task)
         return items
 
-    def _items(self, rows, task: str) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            keys = sorted((k for k in row if k.startswith("response_") and k[9:].isdigit()), key=lambda k: int(k[9:]))
-            responses = [row[k] for k in keys]
-            labels = [bool(s) for s in row["scores"]][: len(responses)]
-            pairs = [[int(i), int(j)] for i, j in row.get("sampled_conflict_pairs") or []]
-            item_id = f"{task}:{row.get('question_id', n)}:{row.get('model_name', '')}"
-            items.append(
-                make_item(self.name, task, item_id, row["prompt"], responses, [i for i, ok in enumerate(labels) if ok], pairs=pairs, n_responses=len(responses))
-            )
-        return items
+    def item(self, rec: Record, task: str) -> EvalItem:
+        return EvalItem.from_record(rec, self.name, task, correctness_item_id(rec, task), pairs=rec.meta["conflict_pairs"], n_responses=len(rec.candidates))
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         have = {it.subset for it in items}

@@ -20,7 +20,8 @@ from ..constants import (
     REWARDBENCH_ROW_COUNTS,
     REWARDBENCH_SECTIONS,
 )
-from ..items import EvalItem, ScoredItem, make_item
+from ...schema import Record
+from ..items import EvalItem, ScoredItem
 from ..registry import Benchmark, group_mean, register
 from .common import pair_won
 
@@ -45,13 +46,11 @@ def section_scores(subset_accuracy: dict[str, float]) -> dict[str, float]:
 class RewardBench(Benchmark):
     title = "RewardBench"
     hub = REWARDBENCH_HUB
+    format = "rewardbench"
 
-    def items_from_rows(self, rows, source: str) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            subset = row.get("subset") or row.get("subset_name") or "unknown"
-            items.append(make_item(self.name, subset, row.get("id", f"{source}:{n}"), row["prompt"], [row["chosen"], row["rejected"]], [0]))
-        return items
+    def item(self, rec: Record) -> EvalItem:
+        subset = rec.meta.get("subset") or rec.meta.get("subset_name") or "unknown"
+        return EvalItem.from_record(rec, self.name, subset, rec.meta.get("id", f"{rec.provenance.source}:{rec.provenance.row}"))
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         have = Counter(it.subset for it in items)

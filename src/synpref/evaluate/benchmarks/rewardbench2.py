@@ -22,8 +22,9 @@ import math
 import numpy as np
 
 from ..constants import REWARDBENCH2_HUB, REWARDBENCH2_SUBSETS, REWARDBENCH2_TIES, TIES_WEIGHTS
-from ..items import EvalItem, ScoredItem, make_item
-from ..registry import Benchmark, group_mean, register
+from ...schema import Record
+from ..items import EvalItem, ScoredItem
+from ..registry import Benchmark, group_mean, meta_field, register
 
 TIED, REF = "tied", "ref"
 
@@ -75,20 +76,15 @@ def _split_ties_id(item_id: str) -> tuple[str, str]:
 class RewardBench2(Benchmark):
     title = "RewardBench 2"
     hub = REWARDBENCH2_HUB
+    format = "rewardbench2"
 
-    def items_from_rows(self, rows, source: str) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            chosen, rejected = list(row["chosen"]), list(row["rejected"])
-            n_correct = int(row.get("num_correct") or len(chosen))
-            meta = {}
-            if row["subset"] == REWARDBENCH2_TIES:
-                kind, prompt = _split_ties_id(row["id"])
-                meta = {"ties_kind": kind or (REF if n_correct == 1 else TIED), "ties_prompt": prompt}
-            items.append(
-                make_item(self.name, row["subset"], row.get("id", f"{source}:{n}"), row["prompt"], chosen + rejected, range(n_correct), **meta)
-            )
-        return items
+    def item(self, rec: Record) -> EvalItem:
+        subset = meta_field(rec, "subset")
+        meta = {}
+        if subset == REWARDBENCH2_TIES:
+            kind, prompt = _split_ties_id(meta_field(rec, "id"))
+            meta = {"ties_kind": kind or (REF if sum(rec.correct) == 1 else TIED), "ties_prompt": prompt}
+        return EvalItem.from_record(rec, self.name, subset, rec.meta.get("id", f"{rec.provenance.source}:{rec.provenance.row}"), **meta)
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         have = {it.subset for it in items}

@@ -12,14 +12,13 @@ the mean of the domain-averaged Easy, Normal and Hard.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from ...formats import FormatError
+from ...schema import Record
 from ..constants import RM_BENCH_DOMAIN_OF, RM_BENCH_DOMAINS, RM_BENCH_HUB
-from ..items import EvalItem, ScoredItem, make_item
+from ..items import EvalItem, ScoredItem
 from ..registry import Benchmark, group_mean, register
-from ..sources import data_files, read_rows
 
 N_STYLES = 3
 LOWER = [(i, j) for i in range(N_STYLES) for j in range(N_STYLES) if i > j]
@@ -35,34 +34,20 @@ def difficulty_scores(matrix: np.ndarray) -> dict[str, float]:
     return {"easy": mean(LOWER), "normal": mean(DIAG), "hard": mean(UPPER)}
 
 
-def _domain_of_file(path: Path) -> str | None:
-    stem = path.name.split(".")[0].removesuffix("_filtered")
-    return stem if stem in RM_BENCH_DOMAIN_OF else None
-
-
 @register("rm-bench")
 class RMBench(Benchmark):
     title = "RM-Bench"
     hub = RM_BENCH_HUB
+    format = "rm-bench"
+    reader_options = {"styles_as_one_record": True}  # the three chosen then the three rejected styles
 
-    def load_local(self, folder: Path) -> list[EvalItem]:
-        items = []
-        for path in data_files(folder):
-            items += self.items_from_rows(read_rows(path), source=str(path), file_domain=_domain_of_file(path))
-        return items
-
-    def items_from_rows(self, rows, source: str, file_domain: str | None = None) -> list[EvalItem]:
-        items = []
-        for n, row in enumerate(rows):
-            raw = row.get("domain") or file_domain
-            domain = next((d for d in RM_BENCH_DOMAINS if raw and raw.startswith(d)), None)
-            if domain is None:
-                raise ValueError(f"{source} row {n}: cannot tell the RM-Bench domain (no 'domain' field, file name not one of {', '.join(RM_BENCH_DOMAIN_OF)})")
-            chosen, rejected = list(row["chosen"]), list(row["rejected"])
-            if len(chosen) != N_STYLES or len(rejected) != N_STYLES:
-                raise ValueError(f"{source} row {n}: expected {N_STYLES} chosen and {N_STYLES} rejected responses")
-            items.append(make_item(self.name, domain, f"{raw}:{row.get('id', n)}", row["prompt"], chosen + rejected, range(N_STYLES), part=raw))
-        return items
+    def item(self, rec: Record) -> EvalItem:
+        part = rec.meta["domain"]  # the row's domain field, else the file name (chat_filtered.json -> chat)
+        domain = next((d for d in RM_BENCH_DOMAINS if part.startswith(d)), None)
+        if domain is None:
+            message = f"cannot tell the RM-Bench domain {part!r} (no 'domain' field, file name not one of {', '.join(RM_BENCH_DOMAIN_OF)})"
+            raise FormatError(message, "domain", "invalid_record")
+        return EvalItem.from_record(rec, self.name, domain, f"{part}:{rec.meta.get('id', rec.provenance.row)}", part=part)
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         have_domains = {it.subset for it in items}

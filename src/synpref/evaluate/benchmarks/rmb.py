@@ -12,17 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ...formats import Rejection, expand_sources, strip_data_suffix
+from ...schema import Record
 from ..constants import RMB_CATEGORY_FILES, RMB_GOALS, RMB_SETS
-from ..items import EvalItem, ScoredItem, make_item
+from ..items import EvalItem, ScoredItem
 from ..registry import Benchmark, group_mean, register
-from ..sources import read_rows
 from .common import best_beats_all
 
 CELLS = tuple(f"{goal} {kind}" for goal in RMB_GOALS for kind in RMB_SETS)
-
-
-def _context(row) -> list[dict]:
-    return [{"role": m["role"], "content": m["content"]} for m in row["conversation_input"]]
+SET_FORMATS = {"pairwise": "rmb-pairwise", "bon": "rmb-best-of-n"}  # the format reader of each set
 
 
 @register("rmb")
@@ -30,31 +28,26 @@ class RMB(Benchmark):
     title = "RMB"
     hub = None  # published on GitHub only (RMB_dataset/ folder)
 
-    def load_local(self, folder: Path) -> list[EvalItem]:
+    def load_local(self, folder: Path, rejected: list[Rejection]) -> list[EvalItem]:
         folder = Path(folder)
         if not any((folder / d).is_dir() for d in RMB_SETS.values()) and (folder / "RMB_dataset").is_dir():
             folder = folder / "RMB_dataset"
         items = []
         for kind, dirname in RMB_SETS.items():
-            for path in sorted((folder / dirname).rglob("*.json")):
-                category = path.relative_to(folder / dirname).with_suffix("").as_posix()
-                items += self._items(read_rows(path), kind, category)
-        if not items:
+            if not (folder / dirname).is_dir():
+                continue
+            for path in expand_sources([folder / dirname]):
+                rel = path.relative_to(folder / dirname)
+                category = (rel.parent / strip_data_suffix(rel)).as_posix()
+                items += self.items(self.read(path, rejected, format=SET_FORMATS[kind]), rejected, kind=kind, category=category)
+        if not items and not rejected:
             raise FileNotFoundError(f"{folder}: no RMB files (expected {'/ and '.join(RMB_SETS.values())}/)")
         return items
 
-    def _items(self, rows, kind: str, category: str) -> list[EvalItem]:
+    def item(self, rec: Record, kind: str, category: str) -> EvalItem:
         goal = category.split("/")[0]
-        items = []
-        for n, row in enumerate(rows):
-            if kind == "pairwise":
-                item_id = row.get("pair_uid", f"{category}:{n}")
-                cands = [row["chosen"]["answer"], row["reject"]["answer"]]
-            else:
-                item_id = row.get("bon_uid", f"{category}:{n}")
-                cands = [row["bon_best"]["answer"]] + [loser["answer"] for loser in row["loser_list"]]
-            items.append(make_item(self.name, f"{goal} {kind}", f"{kind}:{item_id}", _context(row), cands, [0], category=category))
-        return items
+        uid = rec.meta.get("pair_uid" if kind == "pairwise" else "bon_uid", f"{category}:{rec.provenance.row}")
+        return EvalItem.from_record(rec, self.name, f"{goal} {kind}", f"{kind}:{uid}", category=category)
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         missing = []
