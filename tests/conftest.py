@@ -11,6 +11,16 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fuzz-long", action="store_true", default=False, help="Run the fuzz suites at full length (10,000+ generated inputs).")
+
+
+@pytest.fixture(scope="session")
+def fuzz_long(request) -> bool:
+    """True under --fuzz-long: fuzz tests then generate 10,000+ inputs instead of a CI-sized few hundred."""
+    return bool(request.config.getoption("--fuzz-long"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -28,7 +28,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 ROLES = ("system", "user", "assistant", "tool")
 KINDS = ("pair", "tie", "ranking", "ratings", "best-of-n")
@@ -125,8 +125,10 @@ class Record:
 
 # -- construction helpers ---------------------------------------------------
 def message(role: str, content) -> Message:
-    if not isinstance(role, str) or role.lower() not in ROLES:
-        raise RecordError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})", "role")
+    if not isinstance(role, str):
+        raise RecordError(f"role must be a string, got {type(role).__name__}", "role")
+    if role.lower() not in ROLES:
+        raise RecordError(f"unknown role {role[:40]!r} (expected one of {', '.join(ROLES)})", "role")
     if not isinstance(content, str):
         raise RecordError(f"message content must be a string, got {type(content).__name__}", "content")
     return Message(role.lower(), content)
@@ -166,6 +168,21 @@ def make_pair(context, chosen, rejected, **kw) -> Record:
     return validate(Record(as_conversation(context, "context"), (as_candidate(chosen, "chosen"), as_candidate(rejected, "rejected")), "pair", **kw))
 
 
+def check_response(candidate: Sequence[Message], name: str, field_name: str | None, *, allow_empty: bool = False) -> None:
+    """The one rule for a scored continuation (ingest and the reward server alike).
+
+    It must end with an assistant turn that is not empty or white space (``allow_empty``:
+    a published benchmark row may have an empty one); else RecordError naming
+    ``field_name`` (``name`` is how the message refers to it).
+    """
+    if not candidate:
+        raise RecordError(f"{name} has no messages", field_name)
+    if candidate[-1].role != "assistant":
+        raise RecordError(f"{name} must end with an assistant message, ends with {candidate[-1].role!r}", field_name)
+    if not allow_empty and not candidate[-1].content.strip():
+        raise RecordError(f"{name} is an empty response", field_name)
+
+
 def validate(rec: Record, *, allow_degenerate: bool = False) -> Record:
     """Check the invariants every stored record satisfies; raise RecordError naming the field.
 
@@ -179,12 +196,7 @@ def validate(rec: Record, *, allow_degenerate: bool = False) -> Record:
     if n < 1 or (rec.kind in ("pair", "tie") and n != 2):
         raise RecordError(f"a {rec.kind} needs {'2' if rec.kind in ('pair', 'tie') else 'at least 1'} candidates, got {n}", "candidates")
     for i, cand in enumerate(rec.candidates):
-        if not cand:
-            raise RecordError(f"candidate {i} has no messages", f"candidates[{i}]")
-        if cand[-1].role != "assistant":
-            raise RecordError(f"candidate {i} must end with an assistant message, ends with {cand[-1].role!r}", f"candidates[{i}]")
-        if not allow_degenerate and not cand[-1].content.strip():
-            raise RecordError(f"candidate {i} is an empty response", f"candidates[{i}]")
+        check_response(cand, f"candidate {i}", f"candidates[{i}]", allow_empty=allow_degenerate)
     if not allow_degenerate and rec.kind in ("pair", "tie") and _norm_conv(rec.candidates[0]) == _norm_conv(rec.candidates[1]):
         raise RecordError("both candidates are identical", "candidates")
     if rec.kind == "ranking":

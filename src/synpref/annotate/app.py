@@ -16,19 +16,20 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from ..http_limits import BodyLimitMiddleware
 from . import migrate
 from .auth import NotLoggedIn, current_user, load_user
 from .config import AnnotateConfig
 from .db import make_engine
 from .importer import import_run
-from .security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, BodyLimitMiddleware, LoginLimiter, end_session, new_session, same_token
+from .security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, LoginLimiter, client_address, end_session, new_session, same_token
 from .users import authenticate
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
-PUBLIC_PATHS = ("/login", "/favicon.ico")
+PUBLIC_PATHS = ("/login", "/logout", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/",)
 
 
@@ -54,7 +55,7 @@ def create_app(config: AnnotateConfig, engine=None) -> FastAPI:
         log.info("import on start: %s", report.as_dict())
     app = FastAPI(title="synpref annotate", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.config = engine, config
-    app.state.limiter = LoginLimiter(config.login_max_failures, config.login_window_seconds)
+    app.state.limiter = LoginLimiter(engine, config.login_max_failures, config.login_window_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
 
     @app.middleware("http")
@@ -112,17 +113,21 @@ def _add_login_routes(app: FastAPI, config: AnnotateConfig) -> None:
         if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
             return login_page(request, "Your login form expired; please try again.", 403)
         limiter: LoginLimiter = request.app.state.limiter
-        keys = (f"ip:{request.client.host if request.client else '?'}", f"user:{username.lower()}")
-        wait = limiter.blocked(*keys)
+        peer = request.client.host if request.client else None
+        client = client_address(peer, request.headers.getlist("x-forwarded-for"), config.trusted_proxy_networks)
+        client_key, account_key = f"ip:{client}", f"user:{username.lower()}"
+        wait = limiter.admit(client_key, account_key)  # atomic: at most login_max_failures passwords get tried
         if wait > 0:
             response = login_page(request, "Too many failed logins; wait a few minutes.", 429)
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
-        user = authenticate(request.app.state.engine, username, password)
+        user = None
+        try:
+            user = authenticate(request.app.state.engine, username, password)
+        finally:  # an error while checking counts as a failure
+            limiter.settle(client_key, account_key, succeeded=user is not None)
         if user is None:
-            limiter.failed(*keys)
             return login_page(request, "Wrong username or password.", 401)
-        limiter.succeeded(keys[1])
         token = new_session(request.app.state.engine, user.id, config.session_hours)
         response = RedirectResponse("/admin" if user.role == "admin" else "/annotate", status_code=303)
         set_cookie(response, config, SESSION_COOKIE, token, max_age=int(config.session_hours * 3600))
@@ -130,10 +135,16 @@ def _add_login_routes(app: FastAPI, config: AnnotateConfig) -> None:
         return response
 
     @app.post("/logout")
-    def logout(request: Request, csrf_token: str = Form("", max_length=128)):
-        user = current_user(request)
-        if same_token(user.csrf_token, csrf_token):
-            end_session(request.app.state.engine, request.cookies[SESSION_COOKIE])
+    def logout(request: Request):
+        """Always ends the session server-side, CSRF token or not.
+
+        Logout needs no token: a forged logout can only log someone out (and the
+        SameSite=Strict cookie already keeps other sites from sending it), while
+        refusing one would leave a live session behind a cleared cookie.
+        """
+        token = request.cookies.get(SESSION_COOKIE)
+        if token and len(token) <= 128:
+            end_session(request.app.state.engine, token)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response

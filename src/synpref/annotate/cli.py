@@ -35,21 +35,35 @@ def annotate_group() -> None:
 @click.option("-k", "--annotators-per-pair", "k", default=2, show_default=True, help="Annotators who decide each pair.")
 @click.option("--gold-every", default=10, show_default=True, help="One gold check item after every N decisions (0: none).")
 @click.option("--lease-minutes", default=30, show_default=True, help="An undecided assignment frees its slot after this.")
-@click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure (serve behind HTTPS).")
+@click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure (serve behind HTTPS). Without it on a non-loopback --host, a warning is printed at start.")
 @click.option("--max-body-kb", default=64, show_default=True, help="Larger requests are refused with 413.")
-def serve(run_dir, db, host, port, k, gold_every, lease_minutes, secure_cookies, max_body_kb):
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDR",
+              help="A reverse proxy (IP or CIDR network, repeatable) whose X-Forwarded-For is believed for the per-client "
+                   "login limit. Default: none, the header is ignored.")
+def serve(run_dir, db, host, port, k, gold_every, lease_minutes, secure_cookies, max_body_kb, trusted_proxies):
     """Serve the annotation app for RUN_DIR (imports its pending batches on start)."""
     import uvicorn
 
     from .app import create_app
     from .assign import Policy
     from .config import AnnotateConfig
+    from .security import insecure_cookie_warning
 
-    config = AnnotateConfig(run_dir=run_dir, db_url=db or default_url(run_dir), policy=Policy(k, gold_every, lease_minutes),
-                            secure_cookies=secure_cookies, max_body_bytes=max_body_kb * 1024)
+    try:
+        config = AnnotateConfig(run_dir=run_dir, db_url=db or default_url(run_dir), policy=Policy(k, gold_every, lease_minutes),
+                                secure_cookies=secure_cookies, max_body_bytes=max_body_kb * 1024, trusted_proxies=tuple(trusted_proxies))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--trusted-proxy") from None
+    warning = insecure_cookie_warning(host, secure_cookies)
+    if warning:
+        banner = "!" * 78
+        click.echo(f"{banner}\n{warning}\n{banner}", err=True)
     app = create_app(config)
     click.echo(f"synpref annotate: http://{host}:{port}/  (run {run_dir}, k={k})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, h11_max_incomplete_event_size=16 * 1024)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1; the app
+    # reads it itself, and only from --trusted-proxy addresses.
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=False,
+                h11_max_incomplete_event_size=16 * 1024)
 
 
 @annotate_group.group()

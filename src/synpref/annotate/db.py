@@ -54,6 +54,16 @@ sessions = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+# Failed-login counts per key ("ip:ADDR", "user:name"); see security.LoginLimiter.
+login_limits = Table(
+    "login_limits",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("failures", Integer, nullable=False),  # failed attempts in the window
+    Column("pending", Integer, nullable=False),  # admitted attempts whose password is being checked
+    Column("window_started", DateTime, nullable=False),
+)
+
 pairs = Table(
     "pairs",
     metadata,

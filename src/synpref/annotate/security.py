@@ -1,27 +1,27 @@
-"""Sessions, CSRF tokens, login rate limiting and a request-size limit.
+"""Sessions, CSRF tokens, login rate limiting, client addresses behind proxies.
 
 Sessions live server-side: the cookie holds a random token, the database its
 SHA-256, so a session can be revoked (logout, disabled account). Each session has
 its own CSRF token, required in every form (``csrf_token``) and API write
 (``X-CSRF-Token`` header). The login form, before any session exists, uses a
-double-submit cookie.
+double-submit cookie. The request-size limit is ``synpref.http_limits`` (shared
+with the reward server).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from sqlalchemy import select
-from starlette.exceptions import HTTPException
 from sqlalchemy.engine import Engine
 
-from .db import sessions, users, utcnow
+from .db import login_limits, sessions, users, utcnow
 
 SESSION_COOKIE = "synpref_session"
 LOGIN_CSRF_COOKIE = "synpref_login_csrf"
@@ -66,81 +66,134 @@ def same_token(expected: str | None, given: str | None) -> bool:
 
 
 class LoginLimiter:
-    """At most ``max_failures`` failed logins per key (IP, username) in ``window`` seconds."""
+    """At most ``max_failures`` failed logins per key (client address, account) in a window.
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0):
-        self.max_failures, self.window = max_failures, window
-        self._failures: dict[str, deque] = defaultdict(deque)
-        self._lock = threading.Lock()
+    Counted in the database, so every process serving the same database shares the
+    count, and checked *before* the password is (:meth:`admit`), in one transaction
+    that locks the keys' rows (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+    SQLite). An admitted attempt is *pending* until :meth:`settle` records how it went;
+    failures plus pending attempts never pass the limit, so however many requests
+    arrive at once, at most ``max_failures`` passwords are tried. A request that
+    could only be refused because of pending attempts waits for them (up to
+    ``wait_for_pending`` seconds): parallel logins from one office still succeed.
+    A success clears the account's failures. A key's window starts with its first
+    attempt; once ``window`` seconds have passed its counts start again.
+    """
 
-    def _recent(self, key: str, now: float) -> deque:
-        q = self._failures[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
+    def __init__(self, engine: Engine, max_failures: int = 5, window: float = 300.0, wait_for_pending: float = 20.0):
+        self.engine, self.max_failures = engine, max_failures
+        self.window, self.wait_for_pending = timedelta(seconds=window), wait_for_pending
 
-    def blocked(self, *keys: str) -> float:
-        """Seconds to wait (0 when allowed)."""
-        now = time.monotonic()
-        with self._lock:
-            waits = [q[0] + self.window - now for q in (self._recent(k, now) for k in keys) if len(q) >= self.max_failures]
-        return max(waits, default=0.0)
+    def admit(self, *keys: str) -> float:
+        """0.0 when the attempt may go ahead (it is now pending: call :meth:`settle`), else the seconds to wait."""
+        keys = tuple(sorted(set(keys)))  # one lock order for every transaction: no deadlocks
+        deadline = time.monotonic() + self.wait_for_pending
+        while True:
+            verdict = self._try_admit(keys)
+            if verdict is not None:
+                return verdict
+            if time.monotonic() > deadline:
+                return 1.0  # still undecided attempts ahead of this one: ask the client to retry
+            time.sleep(0.05 + random.random() * 0.05)
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for k in keys:
-                self._recent(k, now).append(now)
+    def _try_admit(self, keys: tuple[str, ...]) -> float | None:
+        """0.0 admitted, > 0 refused (seconds to wait), None: only pending attempts stand in the way."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            _insert_missing(conn, keys, now)
+            rows = conn.execute(
+                select(login_limits).where(login_limits.c.key.in_(keys)).order_by(login_limits.c.key).with_for_update()
+            ).all()
+            if len(rows) != len(keys):
+                raise RuntimeError(f"login_limits rows missing for {keys}")  # rows are never deleted
+            counts = {r.key: (0, 0) if r.window_started + self.window <= now else (r.failures, r.pending) for r in rows}
+            waits = [(r.window_started + self.window - now).total_seconds() for r in rows if counts[r.key][0] >= self.max_failures]
+            if waits:
+                return max(max(waits), 0.001)
+            if any(f + p >= self.max_failures for f, p in counts.values()):
+                return None
+            for r in rows:
+                failures, pending = counts[r.key]
+                fresh = failures == pending == 0
+                conn.execute(login_limits.update().where(login_limits.c.key == r.key).values(
+                    failures=failures, pending=pending + 1, window_started=now if fresh else r.window_started))
+        return 0.0
 
-    def succeeded(self, username_key: str) -> None:
-        with self._lock:
-            self._failures.pop(username_key, None)
+    def settle(self, client_key: str, account_key: str, *, succeeded: bool) -> None:
+        """Record how an admitted attempt went: a failure on both keys, or a success that clears the account."""
+        keys = sorted({client_key, account_key})
+        t = login_limits
+        with self.engine.begin() as conn:
+            for key in keys:
+                conn.execute(t.update().where(t.c.key == key, t.c.pending > 0).values(pending=t.c.pending - 1))
+                if not succeeded:
+                    conn.execute(t.update().where(t.c.key == key).values(failures=t.c.failures + 1))
+            if succeeded:
+                conn.execute(t.update().where(t.c.key == account_key).values(failures=0))
 
 
-class BodyTooLarge(HTTPException):
-    """Raised while reading an over-long body; an HTTPException so frameworks keep the 413."""
+def _insert_missing(conn, keys: tuple[str, ...], now) -> None:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    rows = [{"key": k, "failures": 0, "pending": 0, "window_started": now} for k in keys]
+    conn.execute(insert(login_limits).values(rows).on_conflict_do_nothing(index_elements=["key"]))
 
-    def __init__(self):
-        super().__init__(413, "request body too large")
 
-
-class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, by header or by counting."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await _plain(send, 413 if length.isdigit() else 400, b"request body too large" if length.isdigit() else b"bad content-length")
-        seen = 0
-        started = False
-
-        async def counted_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge()
-            return message
-
-        async def tracked_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+def parse_proxies(values) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Trusted proxy addresses or CIDR networks; ValueError naming the bad entry."""
+    out = []
+    for value in values:
         try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
-                await _plain(send, 413, b"request body too large")
+            out.append(ip_network(str(value).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted proxy {value!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)") from None
+    return tuple(out)
 
 
-async def _plain(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
+    """The address the per-client login limit counts.
+
+    The peer, unless the peer is a trusted proxy: then the nearest address in
+    ``X-Forwarded-For`` (read right to left, skipping trusted proxies), since only
+    the proxies' own additions can be believed. With no trusted proxies (the
+    default) the header is ignored, so a client cannot pick its own address.
+    """
+    if not peer:
+        return "?"
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for header in forwarded_for for h in header.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
+
+def _trusted(address: str, trusted) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_cookie_warning(host: str, secure_cookies: bool) -> str | None:
+    """The start-up warning for session cookies without ``Secure`` on a non-loopback address, else None."""
+    if secure_cookies or is_loopback(host):
+        return None
+    return (
+        f"WARNING: listening on {host} without --secure-cookies: session cookies lack the Secure flag, so a browser "
+        "sends them over plain HTTP, where anyone on the network can read them and take over the session. Serve "
+        "behind HTTPS and pass --secure-cookies (or listen on 127.0.0.1 only)."
+    )

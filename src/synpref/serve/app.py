@@ -1,6 +1,6 @@
 """The FastAPI app: endpoints, auth, limits, metrics, graceful drain.
 
-Endpoints (all POST bodies are JSON objects; errors are
+Endpoints (all POST bodies are JSON objects sent as ``application/json``; errors are
 ``{"error": {"field", "message", "status"}}``):
 
 * ``POST /v1/score``: ``{"conversations": [[{role, content}, ...], ...], "normalize"?}``
@@ -16,12 +16,20 @@ Endpoints (all POST bodies are JSON objects; errors are
 A prompt is a user string or a list of messages; a candidate is an assistant
 string or a list of messages ending with an assistant turn. Rewards of items the
 checkpoint's length policy drops are ``null``.
+
+The event loop only moves bytes: parsing, tokenization and the model run in
+threads, so ``/health`` and ``/metrics`` answer while a large request is worked
+on. A body over ``max_body_bytes`` is refused while it streams in
+(``synpref.http_limits``). An unexpected error is a 500 in the same JSON shape,
+logged with its traceback, and the connection stays usable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
+import logging
 import math
 import time
 from contextlib import asynccontextmanager
@@ -29,6 +37,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from ..http_limits import BodyLimitMiddleware, BodyTooLarge
 from ..numeric import sigmoid
 from ..scoring import choose, rank_indices
 from . import payloads as p
@@ -37,6 +46,7 @@ from .config import ServeConfig
 from .metrics import Metrics
 from .rendered import RenderedTextError, query_to_conversation
 
+log = logging.getLogger(__name__)
 _OPEN_PATHS = ("/health",)
 _ROUTES = ("/v1/score", "/v1/compare", "/v1/best-of-n", "/get_reward", "/health", "/metrics")
 
@@ -63,8 +73,13 @@ class RewardService:
         if config.normalize and self.norm is None:
             raise ValueError("--normalize needs reward_mean/reward_std saved with the checkpoint; this one has none")
 
+    async def json_body(self, request: Request) -> dict:
+        """The request's JSON object; the size limit is enforced while reading, parsing runs off the event loop."""
+        p.check_content_type(request.headers.get("content-type"))
+        return await asyncio.to_thread(p.parse_body, await request.body())
+
     async def rewards(self, conversations, names, normalize: bool) -> list[float]:
-        encoded = p.encode_all(self.rm, conversations, names, self.config)
+        encoded = await asyncio.to_thread(p.encode_all, self.rm, conversations, names, self.config)
         raw = await self.batcher.score(encoded)
         return self.normalized(raw) if normalize else raw
 
@@ -98,7 +113,8 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="synpref reward server", lifespan=lifespan)
     app.state.service = service
-    app.add_middleware(GuardMiddleware, service=service)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, refuse=lambda status, message: _error(p.PayloadError(None, message, status)))
+    app.add_middleware(GuardMiddleware, service=service)  # outermost: auth first; sees every status, 500s included
 
     @app.exception_handler(p.PayloadError)
     async def payload_error(request: Request, exc: p.PayloadError):
@@ -108,9 +124,9 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
     async def closed_error(request: Request, exc: BatcherClosed):
         return _error(p.PayloadError(None, str(exc), 503))
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception):  # e.g. the model failed
-        return _error(p.PayloadError(None, f"internal error: {type(exc).__name__}: {exc}", 500))
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge):
+        return _error(p.PayloadError(None, f"{exc.detail}; send fewer or shorter items per request", 413))
 
     @app.get("/health")
     async def health():
@@ -129,7 +145,7 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/v1/score")
     async def score(request: Request):
-        body = p.parse_body(await request.body(), config)
+        body = await service.json_body(request)
         normalize = p.normalize_flag(body, config)
         service.check_normalize(normalize)
         items = p.item_list(body, "conversations", config)
@@ -140,7 +156,7 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/v1/compare")
     async def compare(request: Request):
-        body = p.parse_body(await request.body(), config)
+        body = await service.json_body(request)
         normalize = p.normalize_flag(body, config)
         service.check_normalize(normalize)
         context = p.prompt(p.field(body, "prompt", (str, list)), "prompt")
@@ -162,7 +178,7 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/v1/best-of-n")
     async def best_of_n(request: Request):
-        body = p.parse_body(await request.body(), config)
+        body = await service.json_body(request)
         normalize = p.normalize_flag(body, config)
         service.check_normalize(normalize)
         context = p.prompt(p.field(body, "prompt", (str, list)), "prompt")
@@ -180,7 +196,7 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
 
     @app.post("/get_reward")
     async def get_reward(request: Request):
-        body = p.parse_body(await request.body(), config)
+        body = await service.json_body(request)
         normalize = p.normalize_flag(body, config)
         service.check_normalize(normalize)
         if "messages" in body:
@@ -212,13 +228,13 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         service, path = self.service, scope["path"]
         started = time.perf_counter()
-        status = 500
+        status, status_sent = 500, False
         service.metrics.request_started()
 
         async def send_status(message):
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
             await send(message)
 
         try:
@@ -229,6 +245,12 @@ class GuardMiddleware:
                 await _error(p.PayloadError(None, "the server is shutting down", 503))(scope, receive, send_status)
             else:
                 await self.app(scope, receive, send_status)
+        except Exception as exc:  # a bug or a failing model: answer 500 here, so the connection stays usable
+            log.error("internal error on %s %s", scope.get("method"), path, exc_info=exc)
+            if status_sent:
+                raise  # half a response is out: only closing the connection is left (uvicorn does)
+            error = p.PayloadError(None, f"internal error: {type(exc).__name__}: {str(exc)[:300]} (the server log has the traceback)", 500)
+            await _error(error)(scope, receive, send_status)
         finally:
             label = path if path in _ROUTES else "other"  # bounded label set
             service.metrics.request_finished(label, status, time.perf_counter() - started)
@@ -244,9 +266,11 @@ def _query(queries: list, prompts: list | None, i: int):
         if not isinstance(prompt, str):
             raise p.PayloadError(f"prompts[{i}]", f"prompts[{i}] must be a string, got {p._json_type(prompt)}")
     try:
-        return query_to_conversation(query, prompt)
+        conv = query_to_conversation(query, prompt)
     except RenderedTextError as e:
         raise p.PayloadError(f"query[{i}]", f"query[{i}]: {e}") from None
+    p.check_text(conv, f"query[{i}]", from_string=True)
+    return conv
 
 
 def _authorized(request: Request, api_key: str | None) -> bool:
@@ -257,6 +281,13 @@ def _authorized(request: Request, api_key: str | None) -> bool:
     return hmac.compare_digest(given.encode(), api_key.encode())
 
 
+class _AsciiJSON(JSONResponse):
+    """JSON with non-ASCII escaped: an error message quoting odd input (a lone surrogate) still encodes."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def _error(exc: p.PayloadError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+    return _AsciiJSON(exc.to_dict(), status_code=exc.status, headers=headers)

@@ -2,17 +2,21 @@
 
 Every endpoint turns its JSON into :class:`~synpref.schema.Message` tuples with
 the schema's own helpers and then into token ids with ``RewardModel.encode`` (the
-one text function). Status codes: 400 body is not a JSON object, 422 a field is
-missing or has the wrong type/value, 413 a request limit is exceeded.
+one text function). Status codes: 400 body is not a JSON object, 415 the body is
+not declared JSON, 422 a field is missing or has the wrong type/value (an empty
+response, by the same rule as ingest: ``schema.check_response``; text that is
+not valid Unicode), 413 a request limit is exceeded (the body size is enforced
+while it is read: ``synpref.http_limits``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..schema import Conversation, RecordError, as_candidate, as_conversation
+from ..schema import Conversation, RecordError, as_candidate, as_conversation, check_response
 from ..text import Encoded, LengthError
 from .config import ServeConfig
 
@@ -28,15 +32,26 @@ class PayloadError(Exception):
         return {"error": {"field": self.field, "message": self.message, "status": self.status}}
 
 
-def parse_body(body: bytes, config: ServeConfig) -> dict:
-    if len(body) > config.max_body_bytes:
-        raise PayloadError(None, f"request body is {len(body)} bytes, more than the limit {config.max_body_bytes}", 413)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_content_type(value: str | None) -> None:
+    """Bodies must be declared JSON (a browser may send text/plain cross-site without asking first)."""
+    media = (value or "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        shown = repr(value[:80]) if value else "none"
+        raise PayloadError(None, f"Content-Type must be application/json, got {shown}; send the JSON body with 'Content-Type: application/json'", 415)
+
+
+def parse_body(body: bytes) -> dict:
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PayloadError(None, f"malformed JSON: {e}", 400) from None
+    except ValueError as e:  # bad JSON, bad UTF-8, an integer of more than 4300 digits
+        raise PayloadError(None, f"malformed JSON: {str(e)[:200]}", 400) from None
+    except RecursionError:
+        raise PayloadError(None, "malformed JSON: nested too deeply (no endpoint needs more than 4 levels)", 400) from None
     if not isinstance(obj, dict):
-        raise PayloadError(None, f"the request body must be a JSON object, got {type(obj).__name__}", 400)
+        raise PayloadError(None, f"the request body must be a JSON object, got {_json_type(obj)}", 400)
     return obj
 
 
@@ -69,21 +84,51 @@ def conversation(value: Any, name: str) -> Conversation:
     """A full conversation: a list of {role, content} messages ending with the scored assistant turn."""
     if not isinstance(value, list):
         raise PayloadError(name, f"{name} must be a list of messages, got {_json_type(value)}")
-    return _schema(as_conversation, value, name)
+    conv = _schema(as_conversation, value, name)
+    check_text(conv, name, from_string=False)
+    return scored(conv, name)
 
 
 def prompt(value: Any, name: str) -> Conversation:
     """A prompt: a user string or a list of messages."""
     if not isinstance(value, (str, list)):
         raise PayloadError(name, f"{name} must be a string or a list of messages, got {_json_type(value)}")
-    return _schema(as_conversation, value, name)
+    conv = _schema(as_conversation, value, name)
+    check_text(conv, name, from_string=isinstance(value, str))
+    return conv
 
 
 def candidate(value: Any, name: str) -> Conversation:
-    """A candidate: an assistant string or a list of messages ending with an assistant turn."""
+    """A candidate: an assistant string or a list of messages ending with a non-empty assistant turn."""
     if not isinstance(value, (str, list)):
         raise PayloadError(name, f"{name} must be a string or a list of messages, got {_json_type(value)}")
-    return _schema(as_candidate, value, name)
+    conv = _schema(as_candidate, value, name)
+    check_text(conv, name, from_string=isinstance(value, str))
+    return scored(conv, name)
+
+
+def scored(conv: Conversation, name: str) -> Conversation:
+    """``conv`` if its last turn is a response ingest would keep (``schema.check_response``), else 422."""
+    try:
+        check_response(conv, repr(name), name)
+    except RecordError as e:
+        raise PayloadError(name, f"{e}; send a non-empty assistant response as the last turn") from None
+    return conv
+
+
+def check_text(conv: Conversation, name: str, *, from_string: bool) -> None:
+    """Refuse a lone surrogate (a JSON ``\\ud800`` escape with no pair): it is not text any tokenizer can encode."""
+    for j, m in enumerate(conv):
+        if m.content.isascii():
+            continue
+        found = _SURROGATE.search(m.content)
+        if found:
+            where = name if from_string else f"{name}[{j}].content"
+            raise PayloadError(
+                where,
+                f"{where} holds a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}, which is not valid "
+                "Unicode; send the character itself or a complete surrogate pair",
+            )
 
 
 def check_chars(conv: Conversation, name: str, config: ServeConfig) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from ..schema import Conversation, Message, RecordError, message
+from ..schema import Conversation, Message, RecordError, check_response, message
 
 _EOS_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<eos>", "</s>")
 
@@ -89,6 +89,8 @@ def query_to_conversation(query: str, prompt: str | None) -> Conversation:
         if not query.startswith(prompt):
             raise RenderedTextError("the query does not start with its prompt (prompts[i])")
         conv = (Message("user", prompt), Message("assistant", _strip_eos(query[len(prompt) :])))
-    if conv[-1].role != "assistant" or not conv[-1].content.strip():
-        raise RenderedTextError("the query has no assistant response to score")
+    try:
+        check_response(conv, "the query", None)  # the rule ingest applies to every response
+    except RecordError as e:
+        raise RenderedTextError(str(e)) from None
     return conv
