@@ -153,3 +153,42 @@ def test_bon_on_shared_rmb_sample(tiny_bert_dir, shared_data, tmp_path):
         if len(items) == 5:
             break
     assert len(items) == 5 and all(it.correct == [0] and len(it.candidates) >= 2 for it in items) and rejected == []
+
+
+def test_bon_reports_dropped_candidates_and_leaves_them_out_of_the_curve(tiny_bert_dir, tmp_path):
+    long = "a long answer that goes on and on " * 20
+    rows = [{"id": f"p{i}", "prompt": "Which is right?", "candidates": [long, f"right {i}", f"wrong {i}"], "correct": [True, True, False]}
+            for i in range(4)]
+    rows.append({"id": "all-long", "prompt": "q", "candidates": [long, long + "!"], "correct": [True, False]})
+    src = write_jsonl(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "bon.jsonl"
+    args = [str(tiny_bert_dir), "--input", str(src), "-o", str(out), "--no-plot", "--no-progress", "--max-length", "32"]
+    result = CliRunner().invoke(bon_command, args + ["--length-policy", "drop"])
+    assert result.exit_code == 0, result.output
+    assert "6 candidates of 5 prompts were dropped by --length-policy drop" in result.output
+    assert "1 prompts had no scored candidate, so no choice, and are not counted" in result.output
+    assert "labelled prompts" in result.output and "/4 labelled prompts" in result.output
+    curve = json.loads((tmp_path / "bon.jsonl.curve.json").read_text())
+    assert curve["dropped_candidates"] == 6 and curve["prompts_without_scored_candidates"] == 1
+    assert [r["prompts"] for r in curve["rows"]] == [4, 4]  # each prompt's 2 scored candidates
+    assert curve["rows"][0]["reward_model"] == pytest.approx(curve["rows"][0]["random"]) == pytest.approx(0.5)
+    # by default nothing is dropped: long candidates are cut and scored (synpref.text.scoring_policy)
+    default = CliRunner().invoke(bon_command, args)
+    assert default.exit_code == 0 and "dropped by" not in default.output, default.output
+    assert "length policy 'truncate' (max_length 32 tokens)" in default.output
+    assert json.loads((tmp_path / "bon.jsonl.curve.json").read_text())["rows"][0]["prompts"] == 5
+
+
+def test_bon_names_the_model_and_estimates_the_time(tiny_bert_dir, tmp_path):
+    from synpref.model import model_title
+
+    assert model_title("runs/rm/model", {"training": {"base_model": "minilm"}}) == "runs/rm/model (trained from minilm)"
+    assert model_title("minilm", {}) == "minilm"
+    rows = [{"id": f"p{i}", "prompt": f"q{i}", "candidates": [f"a{i}", f"b{i}"], "correct": [True, False]} for i in range(300)]
+    src = write_jsonl(tmp_path / "many.jsonl", rows)
+    out = tmp_path / "run" / "model-out.jsonl"
+    result = CliRunner().invoke(bon_command, [str(tiny_bert_dir), "--input", str(src), "-o", str(out), "--no-plot"])
+    assert result.exit_code == 0, result.output
+    assert "bon: 256 of 300 prompts scored in" in result.output and "all of them will take about" in result.output
+    assert "--limit N scores the first N prompts only" in result.output
+    assert json.loads(out.with_name(out.name + ".curve.json").read_text())["model"] == str(tiny_bert_dir)

@@ -39,6 +39,7 @@ CASES = {
         ("bad path", ["eval", "minilm", "--pairs", "nope.jsonl", "-o", "ev"], "does not exist"),
         ("empty input", ["eval", "minilm", "--pairs", "empty.jsonl", "-o", "ev"], "nothing to evaluate"),
         ("typo", ["eval", "minilm", "--bench", "judgbench", "-o", "ev"], "did you mean judgebench?"),
+        ("typo in the model", ["eval", "minilmm", "--pairs", "pairs.jsonl", "-o", "ev"], "did you mean 'minilm'?"),
     ],
     "report": [
         ("bad path", ["report", "nope"], "does not exist"),

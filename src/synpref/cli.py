@@ -1,10 +1,10 @@
 """The ``synpref`` command line: parses, calls the library, prints. Nothing else.
 
 Errors, in one place (:class:`SynprefGroup`): a mistake in the command (a
-:class:`~synpref.errors.UserError`, or one of :data:`USER_MISTAKES`: a bad path, an
-unknown name, an existing output, an input that cannot be read) is printed as one
-line, ``Error: ...``, naming the flag that fixes it, and exits 2, as click's own
-usage errors do. ``synpref --debug`` (or ``SYNPREF_DEBUG=1``) shows the traceback
+:class:`~synpref.errors.UserError`, or one of the types :func:`_user_mistakes` lists: a
+bad path, an unknown name, an existing output, an input that cannot be read) is printed
+as one line, ``Error: ...``, naming the flag that fixes it, and exits 2, as click's own
+usage errors and a command's ``click.ClickException`` do. ``synpref --debug`` (or ``SYNPREF_DEBUG=1``) shows the traceback
 instead. Anything else is a bug: its traceback is shown, with a line asking to report it.
 """
 

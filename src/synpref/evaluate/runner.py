@@ -73,13 +73,12 @@ def run_evaluation(
     if loaded and not all_items:
         raise UserValueError("nothing to evaluate: " + "; ".join(f"{lb.name}: {lb.absent_reason}" for lb in loaded),
                              cli="give --data-dir DIR holding the benchmarks, or --pairs FILE with pairs")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    evaluators = [
+    evaluators = [  # a reward model's reference is checked here (ModelNotFoundError), before anything is written
         *(length_baselines() if baselines else []),
         *(RewardModelScorer(m, precision=precision, max_batch_tokens=max_batch_tokens, device=device) for m in models),
         *judges,
     ]
+    out_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "synpref_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
