@@ -241,12 +241,12 @@ def test_report_command_on_a_folder_that_is_no_run(tmp_path):
 
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, ["report", str(tmp_path / "empty"), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip() == f"Error: {tmp_path / 'empty'}: no results.json; give a folder written by `synpref eval`"
     assert not (tmp_path / "out").exists()
     (tmp_path / "empty" / "results.json").write_text("{not json")
     result = CliRunner().invoke(main, ["report", str(tmp_path / "empty")])
-    assert result.exit_code == 1 and result.output.startswith("Error: ") and "not valid JSON" in result.output
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and "not valid JSON" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

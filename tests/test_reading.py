@@ -188,7 +188,7 @@ def test_score_unknown_format_is_one_line(tiny_bert_dir, tmp_path):
 
     src = write_jsonl(tmp_path / "odd.jsonl", [{"question": "q", "good_answer": "a"}])
     result = CliRunner().invoke(main, ["score", str(tiny_bert_dir), "--input", str(src)])
-    assert result.exit_code == 1 and "Error: " in result.output and "synpref ingest --map" in result.output
+    assert result.exit_code == 2 and "Error: " in result.output and "synpref ingest --map" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
@@ -199,7 +199,7 @@ def test_ingest_existing_pool_names_the_flag(tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["ingest", str(src), "-o", str(tmp_path / "pool")]).exit_code == 0
     again = runner.invoke(main, ["ingest", str(src), "-o", str(tmp_path / "pool")])
-    assert again.exit_code == 1 and "--overwrite" in again.output and isinstance(again.exception, SystemExit)
+    assert again.exit_code == 2 and "--overwrite" in again.output and isinstance(again.exception, SystemExit)
 
 
 # -- the generic registry and the one scoring helper ----------------------------------------

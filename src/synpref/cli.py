@@ -1,4 +1,12 @@
-"""The ``synpref`` command line: parses, calls the library, prints. Nothing else."""
+"""The ``synpref`` command line: parses, calls the library, prints. Nothing else.
+
+Errors, in one place (:class:`SynprefGroup`): a mistake in the command (a
+:class:`~synpref.errors.UserError`, or one of the types :func:`_user_mistakes` lists: a
+bad path, an unknown name, an existing output, an input that cannot be read) is printed
+as one line, ``Error: ...``, naming the flag that fixes it, and exits 2, as click's own
+usage errors and a command's ``click.ClickException`` do. ``synpref --debug`` (or ``SYNPREF_DEBUG=1``) shows the traceback
+instead. Anything else is a bug: its traceback is shown, with a line asking to report it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import json
 import logging
 import math
 import os
+import re
 import sys
+import traceback
 import types
 import typing
 from pathlib import Path
@@ -32,9 +42,70 @@ def _quiet_libraries() -> None:
         pass
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _user_mistakes() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the command asked for something that cannot be done", not a bug."""
+    from .errors import UserError
+    from .registry import UnknownNameError  # unknown format, benchmark, ...
+    from .schema import RecordError  # a record that cannot be read (with its file and row)
+    from .text import LengthError  # an input longer than max_length under the 'error' policy
+
+    found: list[type[BaseException]] = [UserError, UnknownNameError, RecordError, LengthError,
+                                        FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError]
+    for module, name in (("synpref.ingest", "ReadError"), ("synpref.model.device", "DeviceError"),
+                         ("synpref.curate.config", "ConfigError")):
+        try:  # modules of optional extras: absent ones raise nothing to catch
+            found.append(getattr(__import__(module, fromlist=[name]), name))
+        except ImportError:
+            pass
+    return tuple(found)
+
+
+def user_message(error: BaseException) -> str:
+    """One line for a user mistake: the CLI wording of a UserError (the flag to pass), else its message."""
+    from .errors import UserError
+
+    text = error.cli_message() if isinstance(error, UserError) else str(error)
+    if isinstance(error, OSError) and error.filename is not None and str(error.filename) not in text:
+        text = f"{error.filename}: {text}"
+    return " ".join(text.split()) or type(error).__name__
+
+
+class UserMistake(click.ClickException):
+    """A user mistake shown as one line; exit 2 like click's usage errors."""
+
+    exit_code = 2
+
+
+class SynprefGroup(click.Group):
+    """The top-level group: turns user mistakes into one line and exit 2 (see the module docstring)."""
+
+    def invoke(self, ctx: click.Context):
+        debug = ctx.params.get("debug")
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except click.ClickException as e:
+            if type(e) is click.ClickException:  # a command's own one-line error: a user mistake too
+                e.exit_code = 2
+            raise
+        except _user_mistakes() as e:
+            if debug:
+                raise
+            raise UserMistake(f"{user_message(e)} (synpref --debug shows the traceback)") from None
+        except Exception as e:
+            if debug:
+                raise
+            traceback.print_exc()
+            click.echo(f"synpref: this is a bug in synpref ({type(e).__name__}), not a mistake in the command. Please report it "
+                       "with the command you ran and the traceback above.", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=SynprefGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="synpref")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="SYNPREF_DEBUG", help="Show the traceback of an error instead of one line.")
+def main(debug: bool) -> None:
     """synpref: curate preference data, train and evaluate Bradley-Terry reward models."""
     _quiet_libraries()
 
@@ -115,7 +186,7 @@ def dataclass_options(cls, skip: tuple[str, ...] = ()):
                 continue
             ctype, multiple, is_flag = _click_type(hints[f.name])
             flag = "--" + f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
+            help_text = f.metadata.get("help", "") + _default_note(f)
             if is_flag:
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)(fn)
             else:
@@ -125,15 +196,50 @@ def dataclass_options(cls, skip: tuple[str, ...] = ()):
     return decorate
 
 
+def _default_note(f: dataclasses.Field) -> str:
+    """`` [default: X]`` for help texts, as click's show_default writes it (the options themselves default
+    to None, so that a config file's value is not overridden by an option that was not given)."""
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    if value is None or value == [] or value == {}:
+        return ""
+    if isinstance(value, bool):
+        return f"  [default: {'--' if value else '--no-'}{f.name.replace('_', '-')}]"
+    return f"  [default: {value}]"
+
+
+def _flag_names(message: str, names) -> str:
+    """A config error worded for the command line: ``length_policy='x'`` becomes ``--length-policy='x'``."""
+    for name in sorted(names, key=len, reverse=True):  # a name with '_' is a field wherever it stands; others only before '='
+        pattern = rf"(?<![\w.-]){name}\b" if "_" in name else rf"(?<![\w.-]){name}(?==)"
+        message = re.sub(pattern, "--" + name.replace("_", "-"), message)
+    return message
+
+
 def _build_config(cls, config_file, values: dict):
-    """Dataclass defaults < config file (YAML/JSON) < command-line options."""
+    """Dataclass defaults < config file (YAML/JSON) < command-line options; a bad value is a usage error naming the flag."""
+    import yaml
+
     merged: dict = {}
     if config_file:
-        import yaml
-
-        merged.update(yaml.safe_load(Path(config_file).read_text()) or {})
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except yaml.YAMLError as e:
+            raise click.BadParameter(f"{config_file} is not valid YAML or JSON: {' '.join(str(e).split())}", param_hint="'--config'") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(f"{config_file} must hold a mapping of {cls.__name__} fields", param_hint="'--config'")
+        merged.update(loaded)
     merged.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items() if v not in (None, ())})
-    return cls.from_dict(merged)
+    try:
+        return cls.from_dict(merged)
+    except (ValueError, TypeError) as e:  # the config's own validation: a bad value, an unknown field
+        names = [f.name for f in dataclasses.fields(cls)]
+        where = f" (from --config {config_file} or the command line)" if config_file else ""
+        raise click.UsageError(f"{_flag_names(str(e), names)}{where}; see synpref train --help") from None
 
 
 def _train_command():
@@ -152,12 +258,13 @@ def _train_command():
         ``configs/accelerate/multi_gpu_ddp.yaml`` on GPUs.
         """
         from .train import train as run_train
+        from .train.finalize import summary_table
 
         if out:
             values["run_dir"] = out
         config = _build_config(TrainConfig, config_file, values)
         summary = run_train(config)
-        click.echo(json.dumps(summary, indent=2, default=str))
+        click.echo(summary_table(summary))
 
     return train_cmd
 
@@ -166,6 +273,10 @@ _train_command()
 
 
 # -- score ---------------------------------------------------------------------
+LENGTH_POLICY_HELP = ("How inputs longer than max_length are handled (default: truncate, so every input gets a reward; "
+                      "the checkpoint's training policy is not used for scoring; see synpref.text.scoring_policy).")
+
+
 @main.command()
 @click.argument("model")
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="A pool dir or any file the readers understand.")
@@ -173,15 +284,16 @@ _train_command()
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "auto"]))
 @click.option("--max-batch-tokens", default=0, show_default=True, help="Token budget of one batch (0: auto, 2048 on CPU, 16384 on GPU).")
 @click.option("--max-length", type=int, help="Override the checkpoint's max_length.")
-@click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help="Override the checkpoint's length policy.")
+@click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help=LENGTH_POLICY_HELP)
 @device_option()
 def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device):
     """Score every candidate of every record; print pairwise accuracy for pairs."""
+    from .errors import UserValueError
     from .formats import UnknownFormatError
     from .ingest import read_records
     from .model import RewardModel
     from .scoring import score_records
-    from .text import LengthStats
+    from .text import LengthStats, length_summary, scoring_policy
 
     errors: list = []
     try:
@@ -192,8 +304,11 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
         click.echo(f"skipped: {err}", err=True)
     if errors:
         click.echo(f"skipped {len(errors)} unreadable rows/records (listed above, first 10; synpref ingest quarantines the same)", err=True)
+    if not records:
+        why = f"all {len(errors)} rows were unreadable (listed above)" if errors else "it holds no rows"
+        raise UserValueError(f"--input {input_path}: nothing to score: {why}")
     rm = RewardModel.from_pretrained(model, device=device)
-    rm.policy = rm.policy.override(max_length=max_length, length_policy=length_policy)
+    rm.policy = scoring_policy(rm.policy, max_length=max_length, length_policy=length_policy)
     stats = LengthStats()
     rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)
     if out_path:
@@ -207,8 +322,10 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
         correct = sum(1 for r in scorable if r["rewards"][0] > r["rewards"][1])
         click.echo(f"pairs: {len(scorable)}  accuracy (chosen strictly higher): {correct / len(scorable):.4f}")
     if len(scorable) < len(pairs):
-        click.echo(f"pairs not scored (a candidate dropped by the length policy, reward NaN): {len(pairs) - len(scorable)}")
-    click.echo(f"records: {len(rows)}  length policy outcomes: {stats.to_dict()}")
+        click.echo(f"pairs not scored (a candidate dropped by --length-policy {rm.policy.length_policy}, reward NaN, "
+                   f"null in the file): {len(pairs) - len(scorable)}")
+    click.echo(f"records: {len(rows)}")
+    click.echo(length_summary(rm.policy, stats))
 
 
 # -- demo ----------------------------------------------------------------------
@@ -219,7 +336,9 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
 def demo(out_dir, model, epochs):
     """End to end on embedded data: ingest, train a reward model, report held-out accuracy."""
     from .demo import run_demo
+    from .model.loading import check_reference
 
+    check_reference(model)  # before the demo writes its pool
     run_demo(Path(out_dir), model=model, epochs=epochs, echo=click.echo)
 
 

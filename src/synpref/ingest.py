@@ -203,7 +203,7 @@ class _Run:
     def ingest_file(self, path: Path, name: str | None, reader: Reader | None) -> None:
         source = str(path)
         counts = self.per_source.setdefault(source, _Counts(format=name))
-        rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=not self.progress, leave=False)
+        rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=not self.progress)  # kept: its final count
         read = RowCount()
         for out in records_from_rows(rows, reader, source=source, max_field_chars=self.max_field_chars, count=read):
             if isinstance(out, Rejection):

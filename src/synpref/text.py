@@ -29,6 +29,10 @@ in synpref builds token ids from text. The rules:
   Use it to evaluate short-context models on long answers; every such cut is
   counted as ``response_truncated``.
   :class:`LengthStats` counts each outcome.
+* **Scoring is not training**: ``synpref score``, ``eval`` and ``bon`` score with
+  :func:`scoring_policy`, the checkpoint's policy with ``truncate`` in place of its
+  length policy (unless ``--length-policy`` names one), so every input gets a reward;
+  :func:`length_summary` states the policy and its outcomes in their outputs.
 """
 
 from __future__ import annotations
@@ -70,6 +74,25 @@ class TextPolicy:
         return replace(self, **changes)
 
 
+# Scoring and evaluation give every input a reward: one too long is cut, never dropped or refused.
+SCORING_LENGTH_POLICY = "truncate"
+
+
+def scoring_policy(policy: TextPolicy, *, max_length: int | None = None, length_policy: str | None = None) -> TextPolicy:
+    """The text policy to score with a checkpoint trained under ``policy``: the one decision for score, eval and bon.
+
+    A trained model keeps its max_length, chat rendering and system prompt, but not
+    the length policy it was trained with: training may drop a pair (``truncate-left``
+    drops a response longer than max_length) or refuse it (``error``), while scoring
+    must give every input a reward. Inputs that do not fit are therefore cut under
+    :data:`SCORING_LENGTH_POLICY` (``truncate``: oldest context first, then a response
+    longer than the budget keeps its beginning), and every cut is counted.
+    ``max_length`` and ``length_policy`` (``--max-length``, ``--length-policy``)
+    override; ``length_policy='drop'`` then gives dropped inputs a NaN reward.
+    """
+    return policy.override(max_length=max_length, length_policy=length_policy or SCORING_LENGTH_POLICY)
+
+
 @dataclass
 class Encoded:
     input_ids: list[int]
@@ -104,6 +127,16 @@ class LengthStats:
         self.response_truncated += other.response_truncated
         self.dropped += other.dropped
         self.dropped_ids.extend(other.dropped_ids)
+
+
+def length_summary(policy: TextPolicy | dict, outcomes: "LengthStats | dict") -> str:
+    """One line stating a length policy and what it did, e.g. in ``synpref score`` and ``synpref eval`` output."""
+    policy = policy.to_dict() if isinstance(policy, TextPolicy) else policy
+    counts = outcomes.to_dict() if isinstance(outcomes, LengthStats) else outcomes
+    total = sum(counts.get(k, 0) for k in ("fitted", "truncated", "response_truncated", "dropped"))
+    return (f"length policy {policy.get('length_policy')!r} (max_length {policy.get('max_length')} tokens): of {total} inputs, "
+            f"{counts.get('fitted', 0)} fitted, {counts.get('truncated', 0)} lost old context, "
+            f"{counts.get('response_truncated', 0)} responses were cut to their beginning, {counts.get('dropped', 0)} dropped")
 
 
 # -- tokenizer facts, computed once per tokenizer ---------------------------

@@ -18,7 +18,7 @@ def _engine(run_dir: str, db: str | None):
     return engine
 
 
-_run_dir = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+_run_dir = click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 _db = click.option("--db", "db", metavar="URL", help="Database URL (default: sqlite in RUN_DIR/verification/annotate.sqlite; postgresql://user@host/db for teams).")
 
 
@@ -120,7 +120,12 @@ def users_disable(run_dir, username, db, enable):
 @_db
 def import_cmd(run_dir, db):
     """Import pending batches and check items from RUN_DIR (idempotent)."""
+    from ..verification import verification_dir
     from .importer import import_run
+
+    if not verification_dir(run_dir).is_dir():
+        raise click.UsageError(f"{run_dir} has no verification/ folder, so no batches to import: "
+                               "write one with synpref curate export-verification RUN_DIR")
 
     click.echo(json.dumps(import_run(_engine(run_dir, db), run_dir).as_dict(), indent=2))
 
@@ -132,7 +137,12 @@ def import_cmd(run_dir, db):
 @click.option("--all", "everything", is_flag=True, help="Write every current decision again, not only new ones.")
 def export(run_dir, db, k, everything):
     """Write decisions of completed pairs to RUN_DIR/verification/decisions/."""
+    from ..verification import verification_dir
     from .export import export_decisions
+
+    if not verification_dir(run_dir).is_dir():
+        raise click.UsageError(f"{run_dir} has no verification/ folder, so no decisions to export: give the curation run "
+                               "folder the annotation app serves")
 
     path = export_decisions(_engine(run_dir, db), run_dir, k=k, everything=everything)
     click.echo(str(path) if path else "nothing new to export")

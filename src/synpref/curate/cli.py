@@ -17,10 +17,12 @@ def curate_group():
     pass
 
 
-@curate_group.command("prep", help="Drop empty responses and duplicates, decontaminate against benchmark prompts.")
+@curate_group.command("prep", help="Drop empty responses and duplicates, decontaminate against benchmark prompts "
+                      "(those found under --data-dir, else under $SYNPREF_DATA_DIR, ./data or ../shared/data).")
 @click.argument("pool", type=click.Path(exists=True))
 @click.option("-o", "--out", "out", required=True, type=click.Path(), help="Output pool directory.")
-@click.option("--data-dir", type=click.Path(exists=True), default=None, help="Benchmark data folder (decontamination).")
+@click.option("--data-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Benchmark data folder to decontaminate against (default: $SYNPREF_DATA_DIR, else ./data, ../shared/data).")
 @click.option("--prompts", "extra", multiple=True, type=click.Path(exists=True), help="Extra prompt files (.txt or .jsonl); repeatable.")
 @click.option("--no-decontaminate", is_flag=True, help="Skip the 13-gram decontamination.")
 @click.option("--ngram", default=13, show_default=True, help="n of the shared n-gram that marks contamination.")
@@ -32,7 +34,18 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
 
     rep = prep(pool, out, data_dir=data_dir, extra_prompts=extra, decontaminate=not no_decontaminate, ngram=ngram,
                near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite)
-    click.echo(json.dumps({k: rep[k] for k in ("read", "kept", "removed", "contaminated_by", "removed_file")}, indent=2))
+    keys = ("read", "kept", "removed", "contaminated_by", "benchmarks_checked", "benchmarks_not_checked", "removed_file")
+    click.echo(json.dumps({k: rep[k] for k in keys}, indent=2))
+    if no_decontaminate:
+        click.echo("synpref curate prep: NO decontamination (--no-decontaminate)", err=True)
+        return
+    checked, unchecked = rep["benchmarks_checked"], rep["benchmarks_not_checked"]
+    against = ", ".join(f"{name} ({folder})" for name, folder in checked.items()) or "no benchmark"
+    extra_note = f" and {len(extra)} --prompts file(s)" if extra else ""
+    click.echo(f"synpref curate prep: decontaminated against {against}{extra_note}", err=True)
+    if unchecked:
+        click.echo(f"synpref curate prep: WARNING: NOT decontaminated against {', '.join(unchecked)} "
+                   f"({next(iter(unchecked.values()))}); give --data-dir DIR holding them, or --prompts FILE", err=True)
 
 
 @curate_group.command("run", help="Run (or resume) the whole curation described by CONFIG (YAML; every key: `synpref curate config`).")
@@ -64,11 +77,20 @@ def config_cmd(fmt):
     click.echo(reference_yaml() if fmt == "yaml" else reference_markdown(), nl=False)
 
 
+def _require_run_dir(run_dir) -> None:
+    """A usage error unless RUN_DIR is a curation run (config.yaml, ledger/) or holds verification files."""
+    if not any((Path(run_dir) / name).exists() for name in ("config.yaml", "ledger", "verification")):
+        raise click.UsageError(f"{run_dir} is not a curation run folder (it has no config.yaml, ledger/ or verification/): "
+                               "give the -o folder of synpref curate run")
+
+
 @curate_group.command("why", help="Why is PAIR_ID in or out of the curated data?")
 @click.argument("run_dir", type=click.Path(exists=True))
 @click.argument("pair_id")
 def why_cmd(run_dir, pair_id):
     from .run import why
+
+    _require_run_dir(run_dir)
 
     click.echo(json.dumps(why(run_dir, pair_id), indent=2, default=str))
 
@@ -106,6 +128,7 @@ def import_cmd(run_dir, files):
     from ..verification import decisions_dir
     from .verification import import_verification
 
+    _require_run_dir(run_dir)
     dest = decisions_dir(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
     for f in files:
@@ -134,6 +157,10 @@ def serve_cmd(port, model_path, n_ctx):
     import signal
 
     from ..llm import JudgeServer
+    from ..model.loading import check_gguf
+
+    if model_path:
+        check_gguf(Path(model_path))  # before llama.cpp starts on it
 
     def stop(signum, frame):
         raise KeyboardInterrupt

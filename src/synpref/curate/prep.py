@@ -7,8 +7,11 @@ Steps, in order, for each record streamed from the input pool:
 2. ``empty_response``: a candidate whose scored turn is empty or white space.
 3. ``duplicate``: the same content id (``Record.id``) was already kept (global, on-disk id set).
 4. ``contaminated``: the pair (context and both responses) shares a word 13-gram
-   with a first-turn prompt of a benchmark synpref evaluates (found under
-   ``data_dir``) or of an extra prompt file. Text is lower-cased and split on
+   with a first-turn prompt of a benchmark synpref evaluates or of an extra prompt
+   file. Benchmarks are found under ``data_dir``, or, when none is given, under the
+   default data folders (``synpref.evaluate.loading.default_data_dirs``: $SYNPREF_DATA_DIR,
+   else ./data and ../shared/data); the report lists the benchmarks checked (with their
+   folders) and those not checked (with the reason). Text is lower-cased and split on
    ``\\w+``; prompts shorter than n words are matched as a whole word sequence.
 5. ``near_duplicate`` (optional): MinHash LSH (datasketch) over word 5-gram
    shingles of the whole pair, Jaccard >= ``near_dup_threshold`` with a kept pair.
@@ -20,14 +23,16 @@ pool); the optional MinHash LSH index holds one small signature per kept pair.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
 from pathlib import Path
 
+from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
 from ..schema import Record, expand_to_pairs
-from ..store.pool import PoolWriter, read_pool, record_to_row
+from ..store.pool import PoolWriter, pool_files, read_pool, record_to_row
 from .util import atomic_write_json
 
 _WORD = re.compile(r"\w+")
@@ -44,20 +49,42 @@ def ngram_hashes(tokens: list[str], n: int) -> set[int]:
 
 
 def benchmark_prompts(data_dir, benches=BENCHMARK_ORDER) -> dict[str, list[str]]:
-    """First-turn prompts of every benchmark found under ``data_dir`` (no hub): name -> prompts."""
+    """First-turn prompts of every benchmark found under ``data_dir`` (None: the default data folders; no hub)."""
+    return gather_benchmark_prompts(data_dir, benches)[0]
+
+
+def gather_benchmark_prompts(data_dir=None, benches=BENCHMARK_ORDER) -> tuple[dict[str, list[str]], dict[str, str], dict[str, str]]:
+    """(prompts by benchmark, folder of each benchmark checked, reason each other benchmark was not checked).
+
+    ``data_dir`` None searches :func:`~synpref.evaluate.loading.default_data_dirs` in
+    order, each benchmark in the first folder that holds it. The hub is never used.
+    """
+    from ..evaluate.loading import DATA_DIR_VARIABLE, default_data_dirs, find_folder
+
+    roots = [Path(data_dir)] if data_dir is not None else default_data_dirs()
+    prompts, checked, unchecked = {}, {}, {}
+    for name in benches:
+        folder = next((f for f in (find_folder(name, root) for root in roots) if f is not None), None)
+        if folder is None:
+            where = ", ".join(map(str, roots)) if roots else f"no data folder (none of ${DATA_DIR_VARIABLE}, ./data, ../shared/data exists)"
+            unchecked[name] = f"no local folder for it under {where}"
+            continue
+        found = _folder_prompts(name, str(folder.resolve()))
+        if found:
+            prompts[name], checked[name] = list(found), str(folder)
+        else:
+            unchecked[name] = f"{folder}: no prompts could be read"
+    return prompts, checked, unchecked
+
+
+@functools.lru_cache(maxsize=32)
+def _folder_prompts(name: str, folder: str) -> tuple[str, ...]:
+    """The distinct first-turn prompts of benchmark ``name`` read from ``folder`` (read once per process)."""
     from ..evaluate.loading import load_benchmark
 
-    out = {}
-    for name in benches:
-        lb = load_benchmark(name, data_dir, use_hub=False)
-        prompts = []
-        for it in lb.items:
-            first = next((m.content for m in it.context if m.role == "user"), None)
-            if first:
-                prompts.append(first)
-        if prompts:
-            out[name] = list(dict.fromkeys(prompts))
-    return out
+    lb = load_benchmark(name, {name: folder}, use_hub=False)
+    firsts = (next((m.content for m in it.context if m.role == "user"), None) for it in lb.items)
+    return tuple(dict.fromkeys(p for p in firsts if p))
 
 
 def read_prompt_file(path) -> list[str]:
@@ -129,18 +156,19 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     """Clean ``pool`` into ``out_dir`` (a pool plus ``removed.jsonl`` and ``prep_report.json``); return the report."""
     from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
 
+    pool_files(pool)  # a missing or empty input pool fails here, before anything is written
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("part-*.parquet")):
         if not overwrite:
-            raise FileExistsError(f"{out_dir} already holds a pool; pass overwrite=True")
+            raise OutputExistsError(f"{out_dir} already holds a pool")
         for p in out_dir.glob("part-*.parquet"):
             p.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
 
     deco = None
-    sources = {}
+    sources, checked, unchecked = {}, {}, {}
     if decontaminate:
-        prompts = benchmark_prompts(data_dir, benches) if data_dir is not None else {}
+        prompts, checked, unchecked = gather_benchmark_prompts(data_dir, benches)
         for f in extra_prompts:
             prompts[f"file:{Path(f).name}"] = read_prompt_file(f)
         deco = Decontaminator(prompts, ngram)
@@ -215,6 +243,8 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
         "removed": dict(sorted(counts.items())),
         "contaminated_by": dict(contaminated_by),
         "decontamination_sources": sources,
+        "benchmarks_checked": checked,
+        "benchmarks_not_checked": unchecked,
         "settings": {"ngram": ngram, "near_dup": near_dup, "near_dup_threshold": near_dup_threshold, "decontaminate": decontaminate},
         "removed_file": str(out_dir / REMOVED),
     }

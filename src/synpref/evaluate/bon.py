@@ -18,7 +18,7 @@ candidates are kept (``allow_degenerate``): they are candidates like any other.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..formats import Rejection, expand_sources, strip_data_suffix
@@ -68,27 +68,31 @@ def run_bon(
     normalize: bool = False,
     chunk_items: int = 256,
     stats: LengthStats | None = None,
+    on_chunk: Callable[[int], None] | None = None,
     **score_kwargs,
 ) -> Iterator[dict]:
     """One row per item: id, chosen index, rewards, ranking (and correctness when labelled).
 
     Items are scored ``chunk_items`` prompts at a time by :func:`synpref.scoring.score_once`
     (each distinct conversation once; a length error names the prompt and candidate),
-    so output streams and memory stays flat.
+    so output streams and memory stays flat. ``on_chunk(prompts)`` is called after each
+    chunk is scored, with its number of prompts (progress, time estimates).
     """
     score = reward_model_scorer(rm, stats=stats, normalize=normalize, **score_kwargs)
     chunk: list[EvalItem] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= chunk_items:
-            yield from _score_chunk(score, chunk)
+            yield from _score_chunk(score, chunk, on_chunk)
             chunk = []
     if chunk:
-        yield from _score_chunk(score, chunk)
+        yield from _score_chunk(score, chunk, on_chunk)
 
 
-def _score_chunk(score, chunk: list[EvalItem]) -> Iterator[dict]:
+def _score_chunk(score, chunk: list[EvalItem], on_chunk: Callable[[int], None] | None) -> Iterator[dict]:
     rewards, _ = score_once(score, [item.conversations() for item in chunk], names=[item.item_id for item in chunk])
+    if on_chunk is not None:
+        on_chunk(len(chunk))
     for item, mine in zip(chunk, rewards):
         chosen = choose(mine)
         row = {

@@ -1,57 +1,87 @@
 """Best-of-N curves: accuracy of picking by reward as N grows, against oracle and random.
 
-For each N from 1 to the largest candidate count, every prompt with at least N
-of its n candidates (k of them correct) contributes:
+A prompt's candidates here are its *scored* candidates: one the length policy
+dropped (reward NaN) has no reward to pick by, so it is left out of all three
+curves alike (neither a wrong pick nor a correct one), and counted
+(:func:`dropped_counts`). For each N from 1 to the most scored candidates of any
+prompt, every prompt with at least N of them (n scored, k of them correct) contributes,
+over the uniformly random N-subsets of its n candidates, computed exactly:
 
-* ``reward_model``: how often the highest-reward candidate of a random N-subset is
-  correct, averaged over ``trials`` random subsets;
-* ``oracle``: the chance that a random N-subset holds a correct candidate, exactly
-  ``1 - C(n-k, N) / C(n, N)``;
-* ``random``: the chance that a random pick is correct, exactly ``k / n``.
+* ``reward_model``: the chance that the highest-reward candidate of the subset is
+  correct; candidates tied at the highest reward share the credit (as the PPE
+  best-of-K curves do). With the candidates grouped by reward, best first, a
+  group of s candidates (c of them correct) below ``a`` better ones holds the
+  subset's best with chance ``(C(n-a, N) - C(n-a-s, N)) / C(n, N)``, and then
+  gives ``c / s``;
+* ``oracle``: the chance that the subset holds a correct candidate, ``1 - C(n-k, N) / C(n, N)``;
+* ``random``: the chance that a random pick is correct, ``k / n``.
 
-Each value is averaged over prompts.
-A dropped candidate (reward NaN) is never picked by the reward model.
+Each value is averaged over prompts. At N = 1 there is no choice, so
+``reward_model`` equals ``random`` exactly; at N = n it is the top group's share of
+correct candidates.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import groupby
 from pathlib import Path
 
-import numpy as np
+
+def reward_groups(rewards: Sequence[float], correct: Sequence[bool]) -> list[tuple[int, int]]:
+    """(candidates, correct ones) of each distinct reward, best first; dropped candidates (NaN) left out."""
+    scored = sorted(((r, bool(c)) for r, c in zip(rewards, correct) if not math.isnan(r)), key=lambda rc: -rc[0])
+    return [(len(g), sum(c for _, c in g)) for g in (list(members) for _, members in groupby(scored, key=lambda rc: rc[0]))]
 
 
-def bon_curves(
-    rewards: Sequence[Sequence[float]],
-    correct: Sequence[Sequence[bool]],
-    *,
-    max_n: int | None = None,
-    trials: int = 100,
-    seed: int = 0,
-) -> list[dict]:
+def best_pick_credit(groups: Sequence[tuple[int, int]], n: int) -> float:
+    """Expected correctness of the highest-reward candidate of a uniformly random ``n``-subset (ties share credit).
+
+    ``groups``: :func:`reward_groups` of the prompt's candidates.
+    """
+    m = sum(size for size, _ in groups)
+    total = math.comb(m, n)
+    credit, above = 0.0, 0
+    for size, right in groups:
+        holds_best = math.comb(m - above, n) - math.comb(m - above - size, n)
+        credit += holds_best / total * right / size
+        above += size
+    return credit
+
+
+def bon_curves(rewards: Sequence[Sequence[float]], correct: Sequence[Sequence[bool]], *, max_n: int | None = None) -> list[dict]:
+    """One row per N: ``n``, ``prompts`` (those with at least N scored candidates), ``reward_model``, ``oracle``, ``random``."""
     if len(rewards) != len(correct):
         raise ValueError("rewards and correct need one entry per prompt")
-    rng = np.random.default_rng(seed)
-    prompts = [(np.nan_to_num(np.asarray(r, float), nan=-np.inf), np.asarray(c, bool)) for r, c in zip(rewards, correct)]
-    largest = max((len(r) for r, _ in prompts), default=0)
+    prompts = [reward_groups(r, c) for r, c in zip(rewards, correct)]
+    sizes = [(sum(s for s, _ in g), sum(k for _, k in g)) for g in prompts]  # (scored candidates, correct ones)
+    largest = max((m for m, _ in sizes), default=0)
     max_n = largest if max_n is None else min(max_n, largest)
     rows = []
     for n in range(1, max_n + 1):
-        picked, oracle, rand, count = 0.0, 0.0, 0.0, 0
-        for r, c in prompts:
-            if len(r) < n:
+        picked = oracle = rand = 0.0
+        count = 0
+        for groups, (m, k) in zip(prompts, sizes):
+            if m < n:
                 continue
-            subsets = rng.random((trials, len(r))).argsort(axis=1)[:, :n]
-            best = r[subsets].argmax(axis=1)
-            picked += c[subsets][np.arange(trials), best].mean()
-            k = int(c.sum())
-            oracle += 1.0 - math.comb(len(r) - k, n) / math.comb(len(r), n)
-            rand += k / len(r)
+            picked += best_pick_credit(groups, n)
+            oracle += 1.0 - math.comb(m - k, n) / math.comb(m, n)
+            rand += k / m
             count += 1
         if count:
-            rows.append({"n": n, "prompts": count, "reward_model": float(picked / count), "oracle": oracle / count, "random": rand / count})
+            rows.append({"n": n, "prompts": count, "reward_model": picked / count, "oracle": oracle / count, "random": rand / count})
     return rows
+
+
+def dropped_counts(rewards: Sequence[Sequence[float]]) -> dict:
+    """Candidates without a reward (dropped by the length policy), which the curves leave out."""
+    per_prompt = [sum(math.isnan(x) for x in r) for r in rewards]
+    return {
+        "dropped_candidates": sum(per_prompt),
+        "prompts_with_dropped_candidates": sum(1 for d in per_prompt if d),
+        "prompts_without_scored_candidates": sum(1 for d, r in zip(per_prompt, rewards) if d and d == len(r)),
+    }
 
 
 def curve_table(rows: list[dict]) -> str:

@@ -21,7 +21,8 @@ from ..cli_options import device_option
 @device_option()
 @click.option("--no-baselines", is_flag=True, help="Skip the length-only baselines.")
 @click.option("--cache-dir", type=click.Path(), help="Cache folder: rewards per model, the judge's answers in llm_cache.sqlite (default OUT/cache).")
-@click.option("--hub/--no-hub", "use_hub", default=None, help="Load benchmarks without a local folder from the hub (default: unless HF_HUB_OFFLINE).")
+@click.option("--hub/--no-hub", "use_hub", default=None, help="Load benchmarks without a local folder from the hub (default: when it can be used; with HF_HUB_OFFLINE=1 "
+              "or no connection such a benchmark is absent, and the hub is not tried).")
 @click.option("--judge-endpoint", help="OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1): evaluate a chat model as a pairwise judge.")
 @click.option("--judge-model", help="Model name to send to --judge-endpoint.")
 @click.option("--judge-api-key-env", help="Name of the environment variable holding the endpoint's API key.")
@@ -45,7 +46,7 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         from .judge import OpenAIJudge
 
         judges.append(OpenAIJudge(judge_endpoint, judge_model, api_key_env=judge_api_key_env, both_orders=judge_both_orders, seed=judge_seed))
-    run_evaluation(
+    results = run_evaluation(
         list(models),
         benches or [],
         Path(data_dir) if data_dir else None,
@@ -60,9 +61,17 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         device=device,
         judges=judges,
     )
+    from ..text import length_summary
     from .report import summary_text
 
     click.echo(summary_text(out_dir))
+    for name, info in results["benchmarks"].items():
+        if info.get("absent_reason"):
+            click.echo(f"{name}: absent: {info['absent_reason']}", err=True)
+    for name, block in results["models"].items():
+        if block.get("kind") == "reward-model":
+            click.echo(f"{name}: {length_summary(block['text_policy'], block['length_outcomes_of_texts_scored_this_run'])} "
+                       "(texts scored in this run)")
 
 
 @click.command(name="report")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import Rejection
+from ..hub import hub_unavailable
 from .constants import DEFAULT_FOLDERS
 from .items import EvalItem
 from .registry import get_benchmark
@@ -39,6 +40,20 @@ class LoadedBenchmark:
         }
 
 
+# Where benchmark data is looked for when no folder is given (curate prep's decontamination):
+# $SYNPREF_DATA_DIR (folders separated by os.pathsep; when set, only these), else ./data and
+# ../shared/data (the layout of the README: the data beside a clone of synpref).
+DATA_DIR_VARIABLE = "SYNPREF_DATA_DIR"
+DEFAULT_DATA_DIRS = ("data", "../shared/data")
+
+
+def default_data_dirs() -> list[Path]:
+    """The existing folders searched for benchmark data when none is given (see ``DEFAULT_DATA_DIRS``)."""
+    listed = os.environ.get(DATA_DIR_VARIABLE)
+    candidates = [d for d in listed.split(os.pathsep) if d] if listed is not None else list(DEFAULT_DATA_DIRS)
+    return [Path(d) for d in candidates if Path(d).is_dir()]
+
+
 def find_folder(name: str, data_dir) -> Path | None:
     """The folder for benchmark ``name``: ``data_dir[name]`` or a known sub-folder of ``data_dir``."""
     if data_dir is None:
@@ -51,10 +66,6 @@ def find_folder(name: str, data_dir) -> Path | None:
         if (base / sub).exists():
             return base / sub
     return None
-
-
-def hub_allowed() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("1", "true", "yes") and os.environ.get("HF_DATASETS_OFFLINE", "").lower() not in ("1", "true", "yes")
 
 
 def limit_items(items: list[EvalItem], limit: int, strata: list[str] | None = None) -> list[EvalItem]:
@@ -74,10 +85,18 @@ def limit_items(items: list[EvalItem], limit: int, strata: list[str] | None = No
 
 
 def load_benchmark(name: str, data_dir=None, *, limit: int | None = None, use_hub: bool | None = None) -> LoadedBenchmark:
+    """The items of benchmark ``name``: from its local folder, else from the hub.
+
+    ``use_hub`` False never uses the hub; None or True use it for a benchmark without a
+    local folder, unless the hub cannot be used (offline mode or no connection, decided
+    once and quickly by :func:`synpref.hub.hub_unavailable`): the benchmark is then
+    absent, with the reason, and nothing is retried.
+    """
     bench = get_benchmark(name)
     loaded = LoadedBenchmark(name, name)
     folder = find_folder(name, data_dir)
     rejected: list[Rejection] = []
+    has_hub = bench.hub is not None or name == "ppe-correctness"
     if folder is not None:
         loaded.source = str(folder)
         try:
@@ -85,18 +104,21 @@ def load_benchmark(name: str, data_dir=None, *, limit: int | None = None, use_hu
         except OSError as e:  # e.g. an RMB folder without its set folders
             loaded.absent_reason = f"{folder}: {e}"
             return loaded
-    elif (hub_allowed() if use_hub is None else use_hub) and (bench.hub is not None or name == "ppe-correctness"):
+        return _finish(loaded, bench, limit, rejected)
+    where = f"under {data_dir}" if data_dir is not None else "(no --data-dir given)"
+    no_folder = f"no data {where}: looked for {', '.join(DEFAULT_FOLDERS.get(name, (name,)))}"
+    if use_hub is False or not has_hub:
+        loaded.absent_reason = f"{no_folder}; " + ("hub not used (--no-hub)" if has_hub else "it has no hub dataset")
+    elif (why_not := hub_unavailable()) is not None:
+        loaded.absent_reason = f"{no_folder}; the hub cannot be used ({why_not}), so it was not tried"
+    else:
         try:
             loaded.items, loaded.source = bench.load_hub(rejected), f"hub:{bench.hub[0] if bench.hub else 'lmarena-ai/PPE-*-Best-of-K'}"
-        except Exception as e:  # noqa: BLE001 - unreachable hub, missing `datasets`: reported as absent
-            loaded.absent_reason = f"no local folder and the hub failed: {type(e).__name__}: {e}"
+        except Exception as e:  # noqa: BLE001 - a hub failure, missing `datasets`: reported as absent
+            loaded.absent_reason = f"{no_folder}; loading it from the hub failed: {type(e).__name__}: {e}"
             return loaded
-    else:
-        where = f"under {data_dir}" if data_dir is not None else "(no --data-dir given)"
-        tried = ", ".join(DEFAULT_FOLDERS.get(name, (name,)))
-        loaded.absent_reason = f"no data {where}: looked for {tried}; hub not used"
-        return loaded
-    return _finish(loaded, bench, limit, rejected)
+        return _finish(loaded, bench, limit, rejected)
+    return loaded
 
 
 def load_pairs_file(path, *, limit: int | None = None) -> LoadedBenchmark:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import json
 from pathlib import Path
 
 from .. import __version__
+from ..errors import UserValueError
 from ..scoring import score_once
 from .cache import RewardCache
 from .constants import BENCHMARK_ORDER, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
@@ -27,7 +29,10 @@ def parse_benches(benches) -> list[str]:
         return list(BENCHMARK_ORDER)
     unknown = [b for b in benches if b not in BENCHMARK_ORDER]
     if unknown:
-        raise ValueError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARK_ORDER)} or 'all'")
+        close = [m for b in unknown for m in difflib.get_close_matches(b, BENCHMARK_ORDER, n=1)]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserValueError(f"unknown benchmark(s) {', '.join(unknown)}{hint}; choose from {', '.join(BENCHMARK_ORDER)} or 'all'",
+                             cli="e.g. --bench judgebench,rm-bench or --bench all")
     return list(dict.fromkeys(benches))
 
 
@@ -61,17 +66,19 @@ def run_evaluation(
     Returns the results dict written to results.json.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     loaded: list[LoadedBenchmark] = [load_benchmark(b, data_dir, limit=limit, use_hub=use_hub) for b in parse_benches(benches)]
     loaded += [load_pairs_file(p, limit=limit) for p in pairs_files]
     all_items = [it for lb in loaded for it in lb.items]
-
-    evaluators = [
+    if loaded and not all_items:
+        raise UserValueError("nothing to evaluate: " + "; ".join(f"{lb.name}: {lb.absent_reason}" for lb in loaded),
+                             cli="give --data-dir DIR holding the benchmarks, or --pairs FILE with pairs")
+    evaluators = [  # a reward model's reference is checked here (ModelNotFoundError), before anything is written
         *(length_baselines() if baselines else []),
         *(RewardModelScorer(m, precision=precision, max_batch_tokens=max_batch_tokens, device=device) for m in models),
         *judges,
     ]
+    out_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "synpref_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from pathlib import Path
 
-from ..text import LengthStats, TextPolicy
-
-# Evaluation scores every item: whatever the checkpoint's policy, inputs that do
-# not fit use ``truncate`` (oldest context first; a response longer than the
-# budget keeps its beginning). Every cut is counted and shown in the report.
-EVAL_LENGTH_POLICY = "truncate"
+from ..text import LengthStats, TextPolicy, scoring_policy
 
 
 class LengthScorer:
@@ -46,10 +40,6 @@ def _saved_policy(path: Path) -> TextPolicy:
     return TextPolicy()
 
 
-def eval_policy(policy: TextPolicy) -> TextPolicy:
-    return replace(policy, length_policy=EVAL_LENGTH_POLICY)
-
-
 def model_key(reference: str, precision: str) -> tuple[str, TextPolicy]:
     """(cache key, text policy used) from the checkpoint's files (names, sizes, mtimes), policy and precision."""
     from ..model.loading import resolve
@@ -58,9 +48,9 @@ def model_key(reference: str, precision: str) -> tuple[str, TextPolicy]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file())
         basis = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-        policy = eval_policy(_saved_policy(path))
+        policy = scoring_policy(_saved_policy(path))
     else:  # a hub id: the name is all we know without downloading
-        basis, policy = str(path), eval_policy(TextPolicy())
+        basis, policy = str(path), scoring_policy(TextPolicy())
     blob = json.dumps({"files": basis, "policy": policy.to_dict(), "precision": precision}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20], policy
 

@@ -27,6 +27,7 @@ logged with its traceback, and the connection stays usable.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import json
 import logging
@@ -79,6 +80,7 @@ class RewardService:
         return await asyncio.to_thread(p.parse_body, await request.body())
 
     async def rewards(self, conversations, names, normalize: bool) -> list[float]:
+        _request_items.get([0])[0] += len(conversations)  # for the access log line
         encoded = await asyncio.to_thread(p.encode_all, self.rm, conversations, names, self.config)
         raw = await self.batcher.score(encoded)
         return self.normalized(raw) if normalize else raw
@@ -114,7 +116,9 @@ def create_app(rm, config: ServeConfig | None = None) -> FastAPI:
     app = FastAPI(title="synpref reward server", lifespan=lifespan)
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, refuse=lambda status, message: _error(p.PayloadError(None, message, status)))
-    app.add_middleware(GuardMiddleware, service=service)  # outermost: auth first; sees every status, 500s included
+    app.add_middleware(GuardMiddleware, service=service)  # auth first; sees every status, 500s included
+    if config.access_log:  # added last: outermost, so it also logs what the guard refuses
+        app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(p.PayloadError)
     async def payload_error(request: Request, exc: p.PayloadError):
@@ -254,6 +258,44 @@ class GuardMiddleware:
         finally:
             label = path if path in _ROUTES else "other"  # bounded label set
             service.metrics.request_finished(label, status, time.perf_counter() - started)
+
+
+_request_items: contextvars.ContextVar[list[int]] = contextvars.ContextVar("synpref_request_items")
+access_log = logging.getLogger("synpref.serve.access")
+
+
+class AccessLogMiddleware:
+    """One line per request on stderr: client, method, path, status, latency and items scored (off: --no-access-log)."""
+
+    def __init__(self, app):
+        self.app = app
+        if access_log.level == logging.NOTSET:
+            access_log.setLevel(logging.INFO)
+        if not access_log.handlers:  # uvicorn configures its own loggers only
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s synpref access: %(message)s"))
+            access_log.addHandler(handler)
+            access_log.propagate = False
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status, items = time.perf_counter(), 500, [0]
+        token = _request_items.set(items)
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            _request_items.reset(token)
+            client = "%s:%s" % tuple(scope["client"]) if scope.get("client") else "-"
+            access_log.info('%s "%s %s" %d %.1f ms items=%d', client, scope["method"], scope["path"], status,
+                            (time.perf_counter() - started) * 1000, items[0])
 
 
 def _query(queries: list, prompts: list | None, i: int):

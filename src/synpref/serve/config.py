@@ -20,6 +20,7 @@ class ServeConfig:
     normalize: bool = False  # default for requests that do not say; needs reward_mean/std in the checkpoint
     api_key: str | None = None  # when set, every endpoint but /health needs it
     model_name: str = "synpref-rm"
+    access_log: bool = True  # one log line per request on stderr (method, path, status, latency, items)
 
     def __post_init__(self):
         if self.max_batch_tokens < 0:

@@ -132,12 +132,25 @@ def load_training_pairs(cfg, rm, records: Iterable[Record] | None = None) -> Pai
     else:
         recs = list(records)
         sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]
+    if cfg.progress and _main_process():
+        from tqdm.auto import tqdm
+
+        recs = tqdm(recs, desc="encoding pairs", unit="record", dynamic_ncols=True, leave=False)
     data = prepare_pairs(rm, recs, eval_fraction=cfg.eval_fraction, rating_gap=cfg.rating_gap, expand_mode=cfg.expand_mode)
     del recs
     if not data.train:
-        raise ValueError(f"no training pairs left ({data.counts})")
+        from ..errors import UserValueError
+
+        where = ", ".join(cfg.data) if records is None else "the given records"
+        raise UserValueError(f"no training pairs left in {where} ({data.counts})")
     data.sources = sources
     return data
+
+
+def _main_process() -> bool:
+    from accelerate import PartialState  # the run's process state (started by synpref.train.launch)
+
+    return PartialState().is_main_process
 
 
 # -- step plan ------------------------------------------------------------------

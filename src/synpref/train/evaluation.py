@@ -43,34 +43,45 @@ def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None) -> tupl
 
 @torch.no_grad()
 def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], accelerator, *, autocast,
-                  max_batch_tokens: int, root=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  max_batch_tokens: int, root=None, desc: str | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(chosen rewards, rejected rewards) of each micro-batch of ``pairs[indices]``, in eval mode.
 
     ``indices`` is this process's share; sharded (``root`` given), every process runs
     as many micro-batches as the busiest one (see :func:`~synpref.train.launch.lockstep`).
-    The model's train/eval mode is restored afterwards.
+    The model's train/eval mode is restored afterwards. ``desc``: show a progress bar
+    (over this process's pairs) with this title.
     """
     was_training = rm.model.training
     rm.model.eval()
     lengths = [p.length for p in pairs]
     out = []
+    bar = None
+    if desc is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(indices), desc=desc, unit="pair", dynamic_ncols=True, leave=False)
     for mb, real in lockstep(micro_batches(indices, lengths, max_batch_tokens), [0], accelerator, root is not None):
         r_c, r_r, _ = batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
         if real:
             out.append((r_c, r_r))
+            if bar is not None:
+                bar.update(len(mb))
+    if bar is not None:
+        bar.close()
     if was_training:
         rm.model.train()
     return out
 
 
-def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None) -> dict:
+def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None,
+             progress: bool = False) -> dict:
     """Held-out accuracy (ties count as wrong), mean margin and loss, over all processes.
 
-    ``root``: the FSDP root module when the model is sharded."""
+    ``root``: the FSDP root module when the model is sharded; ``progress``: a progress bar."""
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
     correct = margin = loss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root):
+                                  root=root, desc="held-out evaluation" if progress else None):
         diff = (r_c - r_r).double()
         correct += float((diff > 0).sum())
         margin += float(diff.sum())
@@ -81,16 +92,27 @@ def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_bat
     return {"eval_accuracy": correct / n, "eval_mean_margin": margin / n, "eval_loss": loss / n, "eval_pairs": int(n)}
 
 
+def reward_stats_sample_size(available: int, limit: int, trained: int | None) -> int:
+    """How many training pairs the reward statistics score: at most ``limit`` (0: no cap) and at
+    most the pairs the run trained on (a short run does not score more pairs than it trained)."""
+    size = available if not limit else min(available, limit)
+    return size if trained is None else min(size, max(1, trained))
+
+
 def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int,
-                 root=None) -> dict:
-    """Mean and std of the model's rewards on (a seeded sample of) the training pairs."""
+                 root=None, trained: int | None = None, progress: bool = False) -> dict:
+    """Mean and std of the model's rewards on a seeded sample of the training pairs.
+
+    The sample has :func:`reward_stats_sample_size` pairs (``trained``: the pairs the run
+    trained on); ``progress``: a progress bar."""
     idx = list(range(len(pairs)))
-    if limit and len(idx) > limit:
-        idx = sorted(np.random.RandomState(seed).choice(len(idx), limit, replace=False).tolist())
+    size = reward_stats_sample_size(len(idx), limit, trained)
+    if size < len(idx):
+        idx = sorted(np.random.RandomState(seed).choice(len(idx), size, replace=False).tolist())
     mine = idx[accelerator.process_index :: accelerator.num_processes]
     s = ss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root):
+                                  root=root, desc="reward statistics" if progress else None):
         r = torch.cat([r_c, r_r]).double()
         s += float(r.sum())
         ss += float((r * r).sum())

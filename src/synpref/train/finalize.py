@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,7 +34,7 @@ def finalize(cfg: TrainConfig, launch, tm: TrainModel, data: PairData, plan: Ste
     if final_eval:
         log({"step": progress.step, **final_eval})
     tm.finish()
-    stats = reward_stats()
+    stats = reward_stats(trained=min(progress.pairs_seen, len(data.train)) or None)
     run_dir = Path(cfg.run_dir)
     summary = {
         "run_dir": str(run_dir),
@@ -59,9 +60,14 @@ def finalize(cfg: TrainConfig, launch, tm: TrainModel, data: PairData, plan: Ste
         **stats,
         "total_seconds": time.time() - started,
     }
+    saving = time.time()
+    if launch.main and cfg.progress:
+        print(f"synpref train: saving the model to {run_dir / 'model'} ...", file=sys.stderr, flush=True)
     save_model(cfg, launch, tm, reward_stats=stats, training={
         **{k: summary[k] for k in ("base_model", "steps", "pairs_seen") if k in summary}, **final_eval,
         "data_counts": data.counts})
+    if launch.main and cfg.progress:
+        print(f"synpref train: saved in {time.time() - saving:.1f} s", file=sys.stderr, flush=True)
     if launch.main:
         write_json(run_dir / "summary.json", summary)
         log.close()
@@ -91,3 +97,29 @@ def save_model(cfg: TrainConfig, launch, tm: TrainModel, *, reward_stats: dict, 
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
+
+
+def summary_table(summary: dict) -> str:
+    """The few numbers a finished run prints (the full summary is RUN_DIR/summary.json)."""
+    counts = summary.get("data") or {}
+
+    def num(key, fmt="{:.4f}"):
+        value = summary.get(key)
+        return "—" if value is None else fmt.format(value)
+
+    rows = [
+        ("model", summary.get("model_dir")),
+        ("base model", summary.get("base_model")),
+        ("steps", f"{summary.get('steps')} ({summary.get('pairs_seen')} pairs, {num('train_seconds', '{:.0f}')} s, "
+                  f"{num('pairs_per_s', '{:.1f}')} pairs/s on {summary.get('device')})"),
+        ("pairs", f"{counts.get('pairs_train')} train, {counts.get('pairs_eval')} held out, "
+                  f"{counts.get('pairs_dropped_length', 0)} dropped by the length policy"),
+        ("held-out accuracy", f"{num('eval_accuracy')} (loss {num('eval_loss')}, {summary.get('eval_pairs', 0)} pairs)"
+         if summary.get("eval_pairs") else "— (no held-out pairs)"),
+        ("reward mean / std", f"{num('reward_mean')} / {num('reward_std')} (on {summary.get('reward_stats_pairs')} training pairs)"),
+        ("total time", f"{num('total_seconds', '{:.0f}')} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+    lines.append(f"full summary: {Path(summary['run_dir']) / 'summary.json'}")
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ from .finalize import finalize
 from .launch import start
 from .metrics_log import MetricsLog
 from .model_setup import prepare_model
+from .preflight import check_inputs
 from .run_dir import prepare_run_dir, write_data_report
 from .steps import StepPlan, make_optimizer, resume, run_steps
 
@@ -41,6 +42,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     from accelerate.utils import set_seed
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    check_inputs(cfg, in_memory=records is not None)  # a bad model or an empty pool: nothing written to RUN_DIR
     launch = start(cfg)
     started = time.time()
     checkpoint = prepare_run_dir(cfg, launch)
@@ -57,7 +59,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     log = MetricsLog(Path(cfg.run_dir), main=launch.main, resumed_at=progress.step if checkpoint else None,
                      tensorboard=cfg.tensorboard)
     # Forward only, so the scoring default budget rather than the training one.
-    forward = dict(autocast=launch.autocast(cfg.precision), max_batch_tokens=launch.default_batch_tokens(), root=tm.root)
+    forward = dict(autocast=launch.autocast(cfg.precision), max_batch_tokens=launch.default_batch_tokens(), root=tm.root,
+                   progress=cfg.progress and launch.main)
     held_out = partial(evaluate, tm.rm, data.eval, launch.accelerator, **forward)
     loop = run_steps(cfg, launch, tm, data, plan, optimizer, scheduler, progress, log, held_out)
 
