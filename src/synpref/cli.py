@@ -58,8 +58,10 @@ def ingest(sources, out_dir, report_path, format_name, map_items, mapping_yaml, 
 
     Every input record ends up kept, quarantined (OUT/quarantine.jsonl, with the
     reason) or counted as a duplicate: read == kept + quarantined + duplicates.
+    An ingest that keeps no record is an error (exit 1, the report still written).
     """
     from .formats.mapping import FieldMapping
+    from .ingest import NothingKeptError
     from .ingest import ingest as run_ingest
 
     try:
@@ -77,6 +79,9 @@ def ingest(sources, out_dir, report_path, format_name, map_items, mapping_yaml, 
             max_field_chars=max_field_chars,
             overwrite=overwrite,
         )
+    except NothingKeptError as e:  # the report and quarantine are written: show them, then why
+        _print_ingest_report(e.report, out_dir)
+        raise click.ClickException(str(e)) from None
     except (ValueError, FileExistsError) as e:  # unknown or undetectable format, bad mapping, existing pool
         raise click.ClickException(str(e)) from None
     _print_ingest_report(report, out_dir)
@@ -89,6 +94,10 @@ def _print_ingest_report(report: dict, out_dir) -> None:
     )
     for reason, n in sorted(report.get("reasons", {}).items()):
         click.echo(f"  quarantined for {reason}: {n}")
+    if report["kept"]:
+        for source, counts in report.get("per_source", {}).items():
+            if not counts["kept"]:
+                click.echo(f"warning: {source}: no record kept ({counts['read_rows']} rows, {counts['quarantined']} quarantined)", err=True)
 
 
 # -- train ---------------------------------------------------------------------
