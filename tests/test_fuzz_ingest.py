@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from synpref.formats import FieldMapping, UnknownFormatError
+from synpref.formats import FieldMapping, UnknownFormatError, known_formats
 from synpref.formats.sources import sniff_encoding
 from synpref.ingest import NothingKeptError, ingest, read_records
 from synpref.store import read_pool
@@ -53,7 +53,8 @@ ODD_VALUES = [None, True, 0, -1, 1.5, 10**30, float("nan"), float("inf"), [], {}
 GARBAGE_LINES = [b"not json", b"prompt,chosen,rejected", b"42", b"null", b'"just a string"', b"[1, 2]", b"{", b"}", b"[" * 5000,
                  b"{" * 3000, b'{"a": ', b"\xff\xfe\xfa", b"\xef\xbb\xbf{}", b'{"prompt": "q", "chosen": "a", "rejected": "b"', b"]", b"\x00\x00"]
 KINDS = ("jsonl", "jsonl.gz", "array", "array-pretty", "array.gz", "object", "object-line", "parquet")
-FORMATS = (None, "prompt-chosen-rejected", "hh-rlhf", "candidates", "ultrafeedback", "mapped")
+# detection, a field mapping, and every registered reader forced onto whatever rows come
+FORMATS = (None, None, "prompt-chosen-rejected", "hh-rlhf", "candidates", "ultrafeedback", "mapped", *(f for f in known_formats() if f != "mapped"))
 MAPPING = FieldMapping.from_cli(["prompt=prompt", "chosen=chosen", "rejected=rejected"])
 RAW_BYTES = "fuzz-raw-bytes"
 
@@ -301,7 +302,7 @@ def _check_one(builder: FileBuilder, out: Path, figures: Counter, failures: list
 def test_fuzz_ingest_every_file_kind(seed, fuzz_long, tmp_path):
     rng = random.Random(seed)
     gen = RowGenerator(rng)
-    figures, failures = Counter(), []
+    figures, failures = Counter(crashes=0, lost=0), []
     n_files = LONG_FILES if fuzz_long else SHORT_FILES
     for i in range(n_files):
         builder = FileBuilder(rng, gen, tmp_path, i)
