@@ -19,9 +19,7 @@ from synpref.store.pool import PoolWriter
 CASES = {
     "ingest": [
         ("bad path", ["ingest", "nope.jsonl", "-o", "out"], "does not exist"),
-        pytest.param("empty input", ["ingest", "empty.jsonl", "-o", "out"], "empty.jsonl",
-                     marks=pytest.mark.xfail(reason="an ingest that keeps no record is an error: another helper's change "
-                                                    "(issue 15 item 9, ingest half); drop this mark once it is merged")),
+        ("empty input", ["ingest", "empty.jsonl", "-o", "out"], "empty.jsonl"),
         ("typo", ["ingest", "pairs.jsonl", "-o", "out", "--format", "prompt-chosen-rejectd"], "unknown format"),
     ],
     "train": [

@@ -93,6 +93,114 @@ def test_parquet_rows_and_corrupt_parquet(tmp_path):
     assert (row, err.reason) == (0, "corrupt_file")
 
 
+def _pairs(n, prefix="q"):
+    return [{"prompt": f"{prefix}{i}", "chosen": "a", "rejected": "b"} for i in range(n)]
+
+
+def _jsonl(rows):
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def test_encodings_bom_utf16_utf32(tmp_path):
+    text = _jsonl(_pairs(3))
+    for name, data in {
+        "bom.jsonl": b"\xef\xbb\xbf" + text.encode(),  # the first row is read, not lost to the BOM
+        "bom-array.json": b"\xef\xbb\xbf" + json.dumps(_pairs(3)).encode(),  # read as an array, not as JSONL
+        "utf16.jsonl": text.encode("utf-16"),
+        "utf16le-no-bom.jsonl": text.encode("utf-16-le"),
+        "utf16be-no-bom.json": json.dumps(_pairs(3), indent=1).encode("utf-16-be"),
+        "utf32.jsonl": text.encode("utf-32"),
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        assert [obj for _, obj in rows(tmp_path / name)] == _pairs(3), name
+    bad = tmp_path / "bad16.jsonl"
+    bad.write_bytes(text.encode("utf-16-le") + b"\x00\xd8{\x00}\x00\n\x00")  # a lone surrogate code unit
+    got = rows(bad)
+    assert [obj for _, obj in got[:3]] == _pairs(3) and (got[3][1].reason, got[3][1].raw) == ("invalid_encoding", "\\x00\\xd8{}")
+
+
+def test_rows_after_a_closing_bracket_are_read_not_dropped(tmp_path):
+    tail = _jsonl(_pairs(990, "z"))
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(_pairs(10)) + "\n" + tail)  # a JSONL file whose first line is a list
+    got = rows(compact)
+    assert len(got) == 991 and got[0] == (0, _pairs(10)) and [obj for _, obj in got[1:]] == _pairs(990, "z")
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(_pairs(10), indent=2) + "\n" + tail)  # an array, then JSONL lines
+    got = rows(pretty)
+    assert [r for r, _ in got] == list(range(1000)) and [obj for _, obj in got] == _pairs(10) + _pairs(990, "z")
+    junk = tmp_path / "junk.json"
+    junk.write_text(json.dumps(_pairs(2)) + " trailing junk")
+    got = rows(junk)
+    assert [obj for _, obj in got[:2]] == _pairs(2) and (got[2][1].reason, got[2][1].raw) == ("bad_json", "trailing junk")
+    assert "after the closing ']'" in got[2][1].message
+
+
+def test_jsonl_first_line_a_scalar_null_list_or_header(tmp_path):
+    for first, expected in ((b"42", 42), (b"null", None), (b'["prompt", "chosen", "rejected"]', ["prompt", "chosen", "rejected"])):
+        p = tmp_path / "f.jsonl"
+        p.write_bytes(first + b"\n" + _jsonl(_pairs(2)).encode())
+        assert rows(p) == [(0, expected), (1, _pairs(2)[0]), (2, _pairs(2)[1])]
+    p.write_bytes(b"prompt,chosen,rejected\n" + _jsonl(_pairs(2)).encode())
+    got = rows(p)
+    assert got[0][1].reason == "bad_json" and [obj for _, obj in got[1:]] == _pairs(2)
+
+
+def test_object_of_lists_pretty_or_on_one_line(tmp_path):
+    data = {"length bias": _pairs(3), "concreteness": [], "empty reference": _pairs(2, "e")}
+    for name, text in (("pretty.json", json.dumps(data, indent=2)), ("line.json", json.dumps(data))):
+        (tmp_path / name).write_text(text)
+        got = rows(tmp_path / name)
+        assert [r for r, _ in got] == list(range(5)) and [obj for _, obj in got] == _pairs(3) + _pairs(2, "e")
+        assert [obj.key for _, obj in got] == ["length bias"] * 3 + ["empty reference"] * 2
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"train": _pairs(1), "version": 2, "meta": {"prompt": "m"}}, indent=1))
+    assert [(obj, getattr(obj, "key", None)) for _, obj in rows(odd)] == [(_pairs(1)[0], "train"), (2, None), ({"prompt": "m"}, "meta")]
+    # one record whose fields are lists (whole conversations) is a row, not an object of lists
+    trl = {"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}
+    for text in (json.dumps(trl), json.dumps(trl, indent=2)):
+        (tmp_path / "trl.json").write_text(text)
+        assert rows(tmp_path / "trl.json") == [(0, trl)]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data, indent=2).replace('"q1"', '"q1" oops', 1))
+    got = rows(broken)
+    assert [getattr(obj, "reason", "row") for _, obj in got] == ["row", "bad_json", "row", "row", "row"] and "oops" in got[1][1].raw
+
+
+def test_truncated_json_gz_array_recovers_the_intact_prefix(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    records = [{"prompt": " ".join(rng.choice(["sky", "blue", "why", "dog", "a"]) for _ in range(30)), "chosen": str(rng.random()), "rejected": str(rng.random())} for _ in range(20)]
+    blob = gzip.compress(json.dumps(records).encode())
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(blob[: len(blob) // 2])
+    got = rows(cut)
+    good = [obj for _, obj in got if not isinstance(obj, SourceError)]
+    assert 5 <= len(good) < 20 and good == records[: len(good)]
+    assert len(got) == len(good) + 1 and got[-1][1].reason == "truncated_file" and got[-1][1].raw
+
+
+def test_deep_nesting_and_a_bad_element_are_rows_not_crashes(tmp_path):
+    p = tmp_path / "deep.jsonl"
+    p.write_text(_jsonl(_pairs(1)) + "[" * 5000 + "\n" + _jsonl(_pairs(1, "z")))
+    got = rows(p)
+    assert (got[1][1].reason, len(got[1][1].raw)) == ("too_deep", 5000) and got[2] == (2, _pairs(1, "z")[0])
+    arr = tmp_path / "deep.json"
+    arr.write_text('[{"a": 1},\n' + '{"x": ' + "[" * 3000 + "]" * 3000 + '},\n{"a": tru},\n{"a": 3}]')
+    got = rows(arr)
+    assert [getattr(obj, "reason", obj) for _, obj in got] == [{"a": 1}, "too_deep", "bad_json", {"a": 3}]
+    assert got[2][1].raw == '{"a": tru}'
+
+
+def test_iter_jsonl_reads_lines_whatever_the_first_holds(tmp_path):
+    from synpref.formats import iter_jsonl
+
+    p = tmp_path / "d.jsonl"
+    p.write_text('[{"a": 1},\n{"a": 2}\n')
+    assert [getattr(obj, "reason", obj) for _, obj in iter_jsonl(p)] == ["bad_json", {"a": 2}]
+
+
 def test_expand_sources_recurses_sorted_and_skips_non_data(tmp_path):
     (tmp_path / "b").mkdir()
     for name in ("b/z.jsonl", "a.json", "README.md", "b/c.parquet", "d.jsonl.gz"):
@@ -345,7 +453,7 @@ def test_field_mapping_labels_from_yaml(tmp_path):
 @pytest.mark.parametrize(
     "items, kw, match",
     [
-        (["prompt"], {}, "expected key=value"),
+        (["prompt"], {}, "expected KEY=FIELD"),
         (["prompt=q", "prompt=r"], {}, "given twice"),
         (["answer=q", "chosen=c", "rejected=r"], {}, r"unknown mapping key\(s\) \['answer'\]"),
         (["prompt=q", "chosen=c"], {}, "needs both chosen= and rejected="),

@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from synpref.formats import FieldMapping, UnknownFormatError, get_reader, iter_rows
-from synpref.ingest import ingest
+from synpref.ingest import NothingKeptError, ingest
 from synpref.schema import validate
 from synpref.store import read_pool
 
@@ -186,9 +187,12 @@ def test_unknown_format_raises_before_writing(tmp_path):
 
 def test_file_without_good_rows_is_all_quarantined(tmp_path):
     src = write_jsonl(tmp_path / "bad.jsonl", [b"{\n", b"nope\n"])
-    report = ingest([src], tmp_path / "out", progress=False)
+    with pytest.raises(NothingKeptError, match="all 2 rows .* were quarantined \\(2 bad_json") as e:
+        ingest([src], tmp_path / "out", progress=False)
+    report = e.value.report
     assert (report["read"], report["quarantined"], report["reasons"]) == (2, 2, {"bad_json": 2})
     assert report["per_source"][str(src)]["format"] is None
+    assert json.loads((tmp_path / "out" / "report.json").read_text()) == report and len(quarantine(tmp_path / "out")) == 2
 
 
 def test_duplicates_across_sources_and_overwrite(tmp_path):
@@ -228,3 +232,162 @@ def test_ingest_with_yaml_label_mapping(tmp_path):
     pair, tie = read_pool(tmp_path / "out")
     assert (pair.chosen[0].content, tie.kind) == ("y", "tie")
     assert quarantine(tmp_path / "out")[0]["field"] == "winner"
+
+
+# -- a bad row never stops the ingest; a failed ingest never leaves a pool that reads as complete --
+def test_rows_that_used_to_crash_the_ingest_are_quarantined(tmp_path):
+    good = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    lone = b'{"prompt": "\\ud800", "chosen": "a", "rejected": "b"}'
+    deep = b'{"prompt": "q2", "chosen": "a", "rejected": "b", "x": ' + b'{"a": ' * 400 + b"1" + b"}" * 400 + b"}"
+    jsonl = write_jsonl(tmp_path / "odd.jsonl", [lone + b"\n", deep + b"\n", b"[" * 5000 + b"\n", good])
+    array = tmp_path / "odd.json"
+    array.write_bytes(b"[" + lone + b", " + deep + b", " + json.dumps(good).encode() + b"]")
+    for src in (jsonl, array):
+        out = tmp_path / f"out-{src.suffix}"
+        report = ingest([src], out, progress=False)
+        assert (report["kept"], report["quarantined"]) == (1, report["read"] - 1)
+        q = quarantine(out)
+        assert [e["reason"] for e in q] == ["invalid_unicode", "too_deep"] + (["too_deep"] if src == jsonl else [])
+        assert q[0]["original"]["prompt"] == "\ud800"  # written as a \\u escape, read back as it was
+        assert "\\ud800" in (out / "quarantine.jsonl").read_text(encoding="utf-8")
+
+
+def test_an_ingest_that_fails_leaves_no_pool_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    from synpref.store import pool
+
+    src = write_jsonl(tmp_path / "a.jsonl", [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(2500)])
+    out = tmp_path / "pool"
+    write = pool.PoolWriter.write
+    calls = []
+
+    def interrupted(self, rec):
+        calls.append(1)
+        if len(calls) == 1500:  # after the first row group went to a shard
+            raise KeyboardInterrupt
+        write(self, rec)
+
+    monkeypatch.setattr(pool.PoolWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([src], out, progress=False)
+    assert list(out.iterdir()) == []  # no shard, no report, no staging folder
+    monkeypatch.setattr(pool.PoolWriter, "write", write)
+    earlier = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "only", "chosen": "a", "rejected": "b"}])
+    ingest([earlier], out, progress=False)
+    monkeypatch.setattr(pool.PoolWriter, "write", interrupted)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        ingest([src], out, progress=False, overwrite=True)
+    assert [r.context[0].content for r in read_pool(out)] == ["only"] and json.loads((out / "report.json").read_text())["kept"] == 1
+
+
+_KILLED_INGEST = """
+import os, signal, sys
+from synpref.store import pool
+flush = pool.PoolWriter._flush
+def killed(self):
+    flush(self)
+    if self.written >= 2000:
+        os.kill(os.getpid(), signal.SIGKILL)
+pool.PoolWriter._flush = killed
+from synpref.ingest import ingest
+ingest([sys.argv[1]], sys.argv[2], progress=False)
+"""
+
+
+def test_a_killed_ingest_reads_as_incomplete_until_rewritten(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from synpref.ingest import is_pool, read_records
+    from synpref.store.pool import IncompletePoolError
+
+    src = write_jsonl(tmp_path / "a.jsonl", [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(3000)])
+    out = tmp_path / "pool"
+    child = subprocess.run([sys.executable, "-c", _KILLED_INGEST, str(src), str(out)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, capture_output=True, text=True, timeout=120)
+    assert child.returncode == -9, child.stderr
+    assert is_pool(out) and not list(out.glob("part-*.parquet")) and not (out / "report.json").exists()
+    with pytest.raises(IncompletePoolError, match=r"this pool is incomplete: a write into it did not finish .* --overwrite"):
+        list(read_pool(out))
+    with pytest.raises(IncompletePoolError):
+        list(read_records([out]))
+    with pytest.raises(FileExistsError, match="an interrupted ingest"):
+        ingest([src], out, progress=False)
+    assert ingest([src], out, progress=False, overwrite=True)["kept"] == 3000
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet", "quarantine.jsonl", "report.json"]
+
+
+def test_pool_writer_is_atomic(tmp_path):
+    from synpref.schema import make_pair
+    from synpref.store import PoolWriter
+    from synpref.store.pool import IncompletePoolError
+
+    recs = [make_pair(f"q{i}", "a", "b") for i in range(5)]
+    writer = PoolWriter(tmp_path / "p", row_group_size=2)
+    writer.write_all(recs)
+    with pytest.raises(IncompletePoolError):
+        list(read_pool(tmp_path / "p"))  # shards are not in place before close
+    writer.close()
+    assert list(read_pool(tmp_path / "p")) == recs
+    with pytest.raises(RuntimeError), PoolWriter(tmp_path / "p") as w:
+        w.write(recs[0])
+        raise RuntimeError("boom")
+    assert list(read_pool(tmp_path / "p")) == recs and [p.name for p in (tmp_path / "p").iterdir()] == ["part-00000.parquet"]
+    with PoolWriter(tmp_path / "p", replace=True) as w:
+        w.write(recs[0])
+    assert list(read_pool(tmp_path / "p")) == recs[:1]
+
+
+# -- shapes and truncation through the whole ingest -----------------------------------------------
+def test_object_of_lists_file_ingests_with_its_keys_as_subsets(tmp_path):
+    from synpref.cli import main
+
+    src = tmp_path / "evalbiasbench.json"
+    src.write_text(json.dumps({"length bias": [{"instruction": f"q{i}", "output_1": "a", "output_2": "bb", "label": 1 + i % 2} for i in range(4)],
+                               "empty reference": [{"instruction": "e", "output_1": "x", "output_2": "y", "label": 2}]}))
+    args = ["ingest", str(src), "-o", str(tmp_path / "pool"), "--map", "prompt=instruction", "--map", "response_a=output_1",
+            "--map", "response_b=output_2", "--label-field", "label", "--label-a-wins", "1", "--label-b-wins", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "read 5  kept 5" in result.output, result.output
+    assert [r.meta["subset"] for r in read_pool(tmp_path / "pool")] == ["length bias"] * 4 + ["empty reference"]
+    without = CliRunner().invoke(main, ["ingest", str(src), "-o", str(tmp_path / "p2")])
+    assert without.exit_code == 2 and "row 0: no known format matches a row with fields [instruction, label, output_1, output_2]" in without.output
+    assert "--map" in without.output and "Traceback" not in without.output
+
+
+def test_truncated_json_gz_array_keeps_the_intact_records(tmp_path):
+    import random
+
+    rng = random.Random(1)
+    rows = [{"prompt": " ".join(rng.choice(["sky", "blue", "why", "dog"]) for _ in range(40)), "chosen": str(rng.random()), "rejected": str(rng.random())} for _ in range(20)]
+    blob = gzip.compress(json.dumps(rows).encode())
+    src = tmp_path / "cut.json.gz"
+    src.write_bytes(blob[: len(blob) // 2])
+    report = ingest([src], tmp_path / "out", progress=False)
+    assert 5 <= report["kept"] < 20 and (report["quarantined"], report["reasons"]) == (1, {"truncated_file": 1})
+    (q,) = quarantine(tmp_path / "out")
+    assert q["row"] == report["kept"] and q["original"].startswith('{"prompt": ')
+
+
+# -- nothing kept is an error, with the report written ----------------------------------------------
+@pytest.mark.parametrize("content, args, message", [
+    (b"", [], "no records: {src} holds no rows (empty, or only blank lines)"),
+    (b"\n  \n\t\n", [], "no records: {src} holds no rows"),
+    (b'{"question": "q", "good": "a", "bad": "b"}\n' * 3, ["--map", "prompt=questoin", "--map", "chosen=good", "--map", "rejected=bad"],
+     "no records kept: all 3 rows of {src} were quarantined (3 missing_field; see {out}/quarantine.jsonl); 3 row(s) lack the mapped "
+     "field 'questoin' (their fields: bad, good, question): did you mean --map prompt=question?"),
+    (b'{"q": "q", "a": "x", "b": "y", "lab": 1}\n', ["--map", "prompt=q", "--map", "response_a=a", "--map", "response_b=b", "--label-field", "label",
+                                                   "--label-a-wins", "1", "--label-b-wins", "2"], "did you mean --label-field lab?"),
+])
+def test_an_ingest_that_keeps_nothing_fails_and_says_why(tmp_path, content, args, message):
+    from synpref.cli import main
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out"
+    src.write_bytes(content)
+    result = CliRunner().invoke(main, ["ingest", str(src), "-o", str(out), *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert message.format(src=src, out=out) in error
+    assert json.loads((out / "report.json").read_text())["kept"] == 0 and (out / "quarantine.jsonl").is_file()
+    with pytest.raises(FileNotFoundError, match="its report.json says why"):
+        list(read_pool(out))

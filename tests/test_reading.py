@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from synpref.evaluate import run_evaluation
 from synpref.evaluate.bon import read_bon_items
 from synpref.evaluate.loading import load_benchmark, load_pairs_file
-from synpref.formats import READERS, Reader, Rejection, read_file
+from synpref.formats import READERS, FieldMapping, Reader, Rejection, read_file
 from synpref.ingest import ReadError, ingest, read_records
 from synpref.registry import Registry, UnknownNameError
 from synpref.scoring import score_once
@@ -255,3 +255,44 @@ def test_read_file_yields_records_and_rejections_in_row_order(tmp_path):
     src.write_bytes(b'{"prompt": "q", "chosen": "a", "rejected": "b"}\nnot json\n[1]\n{"prompt": "q", "chosen": "a"}\n')
     out = list(read_file(src))
     assert [getattr(o, "reason", "record") for o in out] == ["record", "bad_json", "not_an_object", "missing_field"]
+
+
+# -- the row guards: odd text, nesting, non-object first rows, objects of lists -------------------
+def test_lone_surrogate_and_deep_nesting_are_rejections_not_crashes(tmp_path):
+    from synpref.formats import row_problem
+    from synpref.schema import Message, Record, RecordError, content_id, validate
+
+    src = tmp_path / "odd.jsonl"
+    deep = '{"a": ' * 400 + "1" + "}" * 400
+    src.write_text(
+        '{"prompt": "\\ud800", "chosen": "a", "rejected": "b"}\n'
+        '{"prompt": "q", "chosen": "a", "rejected": "b", "x": ' + deep + "}\n"
+        '{"prompt": "q", "chosen": "a", "rejected": "b", "k\\udfff": 1}\n'
+        '{"prompt": "q", "chosen": "fine", "rejected": "b"}\n'
+    )
+    out = list(read_file(src))
+    assert [(getattr(o, "reason", "record"), getattr(o, "field", None)) for o in out] == [
+        ("invalid_unicode", "prompt"), ("too_deep", "x" + ".a" * 99), ("invalid_unicode", None), ("record", None)]
+    assert row_problem({"a": [[[[["x" * 9]]]]]}, 8, max_depth=3) == ("too_deep", "a[0][0]", "field 'a[0][0]' is nested more than 3 levels deep")
+    rec = Record((Message("user", "\ud800"),), ((Message("assistant", "a"),), (Message("assistant", "b"),)))
+    assert len(content_id(rec)) == 32  # an id exists (no UnicodeEncodeError) ...
+    with pytest.raises(RecordError, match="lone surrogate"):
+        validate(rec)  # ... but no stored record holds such text
+
+
+def test_detection_skips_rows_that_are_not_objects(tmp_path):
+    src = tmp_path / "f.jsonl"
+    src.write_text('42\nnull\n"prompt","chosen"\n{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    assert [getattr(o, "reason", "record") for o in read_file(src)] == ["not_an_object", "not_an_object", "bad_json", "record"]
+
+
+def test_object_of_lists_keeps_its_key_as_the_subset(tmp_path):
+    src = tmp_path / "evalbiasbench.json"
+    src.write_text(json.dumps({
+        "length bias": [{"instruction": "q1", "output_1": "long answer", "output_2": "short", "label": 1}],
+        "concreteness": [{"instruction": "q2", "output_1": "vague", "output_2": "concrete", "label": 2, "subset": "own"}],
+    }, indent=2))
+    mapping = FieldMapping.from_cli(["prompt=instruction", "response_a=output_1", "response_b=output_2"], "label", "1", "2")
+    first, second = read_file(src, mapping=mapping)
+    assert (first.meta, first.chosen[0].content) == ({"subset": "length bias"}, "long answer")
+    assert (second.meta, second.chosen[0].content) == ({"subset": "own", "source_subset": "concreteness"}, "concrete")

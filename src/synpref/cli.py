@@ -129,8 +129,10 @@ def ingest(sources, out_dir, report_path, format_name, map_items, mapping_yaml, 
 
     Every input record ends up kept, quarantined (OUT/quarantine.jsonl, with the
     reason) or counted as a duplicate: read == kept + quarantined + duplicates.
+    An ingest that keeps no record is an error (exit 2, the report still written).
     """
     from .formats.mapping import FieldMapping
+    from .ingest import NothingKeptError
     from .ingest import ingest as run_ingest
 
     try:
@@ -148,7 +150,8 @@ def ingest(sources, out_dir, report_path, format_name, map_items, mapping_yaml, 
             max_field_chars=max_field_chars,
             overwrite=overwrite,
         )
-    except (ValueError, FileExistsError) as e:  # unknown or undetectable format, bad mapping, existing pool
+    except NothingKeptError as e:  # the report and quarantine are written: show them, then why
+        _print_ingest_report(e.report, out_dir)
         raise click.ClickException(str(e)) from None
     _print_ingest_report(report, out_dir)
 
@@ -160,6 +163,10 @@ def _print_ingest_report(report: dict, out_dir) -> None:
     )
     for reason, n in sorted(report.get("reasons", {}).items()):
         click.echo(f"  quarantined for {reason}: {n}")
+    if report["kept"]:
+        for source, counts in report.get("per_source", {}).items():
+            if not counts["kept"]:
+                click.echo(f"warning: {source}: no record kept ({counts['read_rows']} rows, {counts['quarantined']} quarantined)", err=True)
 
 
 # -- train ---------------------------------------------------------------------

@@ -7,6 +7,14 @@ record path, with the file's reader auto-detected from the first good row unless
 written with ``PoolWriter``. Every rejection goes to ``out_dir/quarantine.jsonl``
 with its reason; ``out_dir/report.json`` sums it all up.
 
+The write is atomic: pool, quarantine and report are written aside (the pool
+writer's staging folder) and moved into ``out_dir`` at the end, so an ingest that
+fails or is killed leaves no pool that reads as complete (an earlier pool it was
+to replace stays as it was, unless the kill falls within the final moves, which
+readers then report as an incomplete pool). An ingest that keeps no record at
+all raises :class:`NothingKeptError` (saying why) after writing its report and
+quarantine.
+
 :func:`read_records` reads pools and source files the same way without writing a
 pool (``synpref score``, ``synpref eval --pairs``, ``synpref bon``).
 
@@ -21,9 +29,12 @@ file inside ``out_dir``, removed at the end), checked and filled in batches.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import shutil
 import sqlite3
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +44,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from . import callable_module
+from .errors import InputNotFoundError, UserValueError
 from .formats import (
     DATA_SUFFIXES,
     MAX_FIELD_CHARS,
@@ -46,12 +58,12 @@ from .formats import (
     reader_for,
     records_from_rows,
 )
-from .schema import Record
-from .store.pool import PoolWriter, read_pool, record_to_row
+from .schema import LONE_SURROGATE, Record
+from .store.pool import STAGING_PREFIX, PoolWriter, read_pool, record_to_row
 
 QUARANTINE = "quarantine.jsonl"
 REPORT = "report.json"
-_OUTPUTS = ("part-*.parquet", QUARANTINE, REPORT)
+_OUTPUTS = ("part-*.parquet", QUARANTINE, REPORT, STAGING_PREFIX + "*")
 _BATCH = 1000
 
 DEFINITIONS = {
@@ -119,16 +131,46 @@ class _SeenIds:
         Path(self.path).unlink(missing_ok=True)
 
 
+class NothingKeptError(ValueError):
+    """An ingest that kept no record (empty input, or every row quarantined); ``report`` is what it wrote."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = [p for pattern in _OUTPUTS for p in out_dir.glob(pattern)]
     if previous and not overwrite:
+        interrupted = any(p.name.startswith(STAGING_PREFIX) for p in previous)
+        what = "an interrupted ingest" if interrupted else "a pool or an ingest report"
         raise FileExistsError(
-            f"{out_dir} already holds a pool or an ingest report ({previous[0].name}, ...); "
+            f"{out_dir} already holds {what} ({previous[0].name}, ...); "
             "pass --overwrite (Python: overwrite=True) to replace it"
         )
-    for p in previous:
-        p.unlink()
+    for stale in out_dir.glob(STAGING_PREFIX + "*"):  # a write that was cut short: nothing in it is kept
+        shutil.rmtree(stale, ignore_errors=True)
+    # The earlier pool, quarantine and report are replaced only when this ingest completes.
+
+
+def json_line(obj) -> str:
+    """One JSON line for ``obj``, whatever text it holds: lone surrogates become ``\\u`` escapes
+    (a UTF-8 file cannot hold them; ``json.loads`` gives the same text back)."""
+    line = _dumps(obj, ensure_ascii=False)
+    return _dumps(obj, ensure_ascii=True) if LONE_SURROGATE.search(line) else line
+
+
+def _dumps(obj, *, ensure_ascii: bool) -> str:
+    try:
+        return json.dumps(obj, ensure_ascii=ensure_ascii, default=str)
+    except RecursionError:  # a row nested as deep as the parser allowed (about 1,000), written from a deeper stack
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + 2000)
+        try:
+            return json.dumps(obj, ensure_ascii=ensure_ascii, default=str)
+        finally:
+            sys.setrecursionlimit(limit)
 
 
 def quarantine_entry(rejection: Rejection) -> dict:
@@ -154,18 +196,29 @@ class _Run:
         self.per_source: dict[str, _Counts] = {}
         self.max_field_chars = max_field_chars
         self.progress = progress
-        self.writer = PoolWriter(out_dir)
-        self.quarantine = open(out_dir / QUARANTINE, "w", encoding="utf-8")
-        self.seen = _SeenIds(out_dir)
+        self.writer = PoolWriter(out_dir, replace=True)
+        self.quarantine = open(self.writer.staging / QUARANTINE, "w", encoding="utf-8")
+        self.seen = _SeenIds(self.writer.staging)
         self.pending: list[tuple[Record, _Counts]] = []
+        self.missing = Counter()  # field -> rows quarantined as missing_field on it
+        self.fields_seen: dict[str, list[str]] = {}  # field -> the fields of a row that lacked it
 
-    def close(self) -> None:
+    def finish(self, report: dict) -> None:
+        """Write the last records and the report, then move pool, quarantine and report into place."""
+        self.flush()
+        self.quarantine.close()
+        self.seen.close()
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        (self.writer.staging / REPORT).write_text(text, encoding="utf-8")
+        self.writer.close()
+
+    def abort(self) -> None:
+        """Leave nothing behind: the output folder keeps what it held before this ingest."""
         try:
-            self.flush()
-            self.writer.close()
-        finally:
             self.quarantine.close()
             self.seen.close()
+        finally:
+            self.writer.abort()
 
     # -- outcomes ---------------------------------------------------------------
     def _bump(self, counts: _Counts, name: str, n: int = 1) -> None:
@@ -173,7 +226,11 @@ class _Run:
             setattr(c, name, getattr(c, name) + n)
 
     def reject(self, counts: _Counts, rejection: Rejection) -> None:
-        self.quarantine.write(json.dumps(quarantine_entry(rejection), ensure_ascii=False, default=str) + "\n")
+        self.quarantine.write(json_line(quarantine_entry(rejection)) + "\n")
+        if rejection.reason == "missing_field" and rejection.field:
+            self.missing[rejection.field] += 1
+            if rejection.field not in self.fields_seen and isinstance(rejection.original, dict):
+                self.fields_seen[rejection.field] = sorted(map(str, rejection.original))
         self._bump(counts, "read")
         self._bump(counts, "quarantined")
         counts.reasons[rejection.reason] += 1
@@ -203,7 +260,7 @@ class _Run:
     def ingest_file(self, path: Path, name: str | None, reader: Reader | None) -> None:
         source = str(path)
         counts = self.per_source.setdefault(source, _Counts(format=name))
-        rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=not self.progress)  # kept: its final count
+        rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=None if self.progress else True)  # None: off when stderr is no terminal; kept: its final count
         read = RowCount()
         for out in records_from_rows(rows, reader, source=source, max_field_chars=self.max_field_chars, count=read):
             if isinstance(out, Rejection):
@@ -230,14 +287,16 @@ def ingest(
 
     Raises ``UnknownFormatError`` (naming file, row and fields) before writing anything
     when a file's format cannot be detected, ``FileExistsError`` when ``out_dir`` already
-    holds a pool and ``overwrite`` is False.
+    holds a pool and ``overwrite`` is False, :class:`NothingKeptError` (after writing the
+    report and quarantine) when no record was kept.
     """
     if format == "mapped" and mapping is None:
-        raise ValueError("format 'mapped' needs a field mapping (--map prompt=... --map chosen=... --map rejected=...)")
+        raise UserValueError("format 'mapped' needs a field mapping", cli="give it with --map prompt=... --map chosen=... --map rejected=...",
+                             api="pass mapping=FieldMapping(...)")
     out_dir = Path(out_dir)
     files = expand_sources(sources)
     if not files:
-        raise ValueError(f"no data files ({', '.join(DATA_SUFFIXES)}) in {[str(s) for s in sources]}")
+        raise InputNotFoundError(f"no data files ({', '.join(DATA_SUFFIXES)}) in {', '.join(str(s) for s in sources)}")
     plans = [(path, *reader_for(path, format=format, mapping=mapping)) for path in files]  # detect all before writing
     _prepare_out_dir(out_dir, overwrite)
 
@@ -245,26 +304,48 @@ def ingest(
     try:
         for path, name, reader in plans:
             run.ingest_file(path, name, reader)
-    finally:
-        run.close()
-
-    total = run.total
-    report = {
-        **{k: v for k, v in total.as_dict().items() if k != "format"},
-        "per_source": {src: c.as_dict() for src, c in run.per_source.items()},
-        "definitions": DEFINITIONS,
-        "pool": str(out_dir),
-        "quarantine": str(out_dir / QUARANTINE),
-        "max_field_chars": max_field_chars,
-    }
-    for c in (total, *run.per_source.values()):
-        assert c.read == c.kept + c.quarantined + c.duplicates, f"ingest count mismatch: {c.as_dict()}"
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    (out_dir / REPORT).write_text(text + "\n", encoding="utf-8")
+        run.flush()
+        report = {
+            **{k: v for k, v in run.total.as_dict().items() if k != "format"},
+            "per_source": {src: c.as_dict() for src, c in run.per_source.items()},
+            "definitions": DEFINITIONS,
+            "pool": str(out_dir),
+            "quarantine": str(out_dir / QUARANTINE),
+            "max_field_chars": max_field_chars,
+        }
+        for c in (run.total, *run.per_source.values()):
+            if c.read != c.kept + c.quarantined + c.duplicates:
+                raise RuntimeError(f"ingest count mismatch (a bug; nothing was written): {c.as_dict()}")
+        run.finish(report)
+    except BaseException:
+        run.abort()
+        raise
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(text + "\n", encoding="utf-8")
+        Path(report_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if report["kept"] == 0:
+        raise NothingKeptError(_nothing_kept(report, files, mapping, run), report)
     return report
+
+
+def _nothing_kept(report: dict, files: list[Path], mapping: FieldMapping | None, run: _Run) -> str:
+    """Why an ingest kept no record, in one line, with the fix when the likely cause is a mapping typo."""
+    named = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    if report["read_rows"] == 0:
+        return f"no records: {named} hold{'s' if len(files) == 1 else ''} no rows (empty, or only blank lines)"
+    reasons = ", ".join(f"{n} {r}" for r, n in Counter(report["reasons"]).most_common(3))
+    line = f"no records kept: all {report['read']} rows of {named} were quarantined ({reasons}; see {report['quarantine']})"
+    mapped = {src: key for key, src in mapping.fields.items()} if mapping is not None else {}
+    if mapping is not None and mapping.label_field:
+        mapped[mapping.label_field] = "label"
+    field, n = run.missing.most_common(1)[0] if run.missing else (None, 0)
+    if field in mapped:
+        seen = run.fields_seen.get(field, [])
+        flag = "--label-field FIELD" if mapped[field] == "label" else f"--map {mapped[field]}=FIELD"
+        guess = difflib.get_close_matches(field.split(".")[0], seen, n=1)
+        line += f"; {n} row(s) lack the mapped field {field!r} (their fields: {', '.join(seen[:12])})"
+        line += f": did you mean {flag.replace('FIELD', guess[0])}?" if guess else f": map an existing field with {flag} (--map KEY=FIELD)"
+    return line
 
 
 class ReadError(ValueError):
@@ -277,9 +358,10 @@ class ReadError(ValueError):
 
 
 def is_pool(path: str | Path) -> bool:
-    """A folder written by ``synpref ingest`` / ``PoolWriter`` (it holds ``part-*.parquet`` shards)."""
+    """A folder written by ``synpref ingest`` / ``PoolWriter``: it holds ``part-*.parquet`` shards, or a
+    write into it that did not finish (reading it then raises ``IncompletePoolError``)."""
     p = Path(path)
-    return p.is_dir() and any(p.glob("part-*.parquet"))
+    return p.is_dir() and (any(p.glob("part-*.parquet")) or any(p.glob(STAGING_PREFIX + "*")))
 
 
 def read_records(

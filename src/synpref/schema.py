@@ -26,12 +26,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 ROLES = ("system", "user", "assistant", "tool")
 KINDS = ("pair", "tie", "ranking", "ratings", "best-of-n")
+# A UTF-16 surrogate on its own (a JSON "\ud800" escape with no pair) is not text: no UTF-8 file,
+# Parquet column or tokenizer can hold it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT32 = (-(2**31), 2**31 - 1)  # ranks are stored as int32
 
 
 class RecordError(ValueError):
@@ -197,11 +202,17 @@ def validate(rec: Record, *, allow_degenerate: bool = False) -> Record:
         raise RecordError(f"a {rec.kind} needs {'2' if rec.kind in ('pair', 'tie') else 'at least 1'} candidates, got {n}", "candidates")
     for i, cand in enumerate(rec.candidates):
         check_response(cand, f"candidate {i}", f"candidates[{i}]", allow_empty=allow_degenerate)
+    for name, conv in (("context", rec.context), *((f"candidates[{i}]", c) for i, c in enumerate(rec.candidates))):
+        for j, m in enumerate(conv):
+            if LONE_SURROGATE.search(m.content):
+                raise RecordError(f"{name} message {j} holds a lone surrogate (an unpaired \\u escape), which is not text", name)
     if not allow_degenerate and rec.kind in ("pair", "tie") and _norm_conv(rec.candidates[0]) == _norm_conv(rec.candidates[1]):
         raise RecordError("both candidates are identical", "candidates")
     if rec.kind == "ranking":
         if rec.ranks is None or len(rec.ranks) != n:
             raise RecordError(f"a ranking needs one rank per candidate ({n})", "ranks")
+        if not all(isinstance(r, int) and not isinstance(r, bool) and _INT32[0] <= r <= _INT32[1] for r in rec.ranks):
+            raise RecordError(f"ranks must be whole numbers of at most 32 bits, got {list(rec.ranks)[:10]}", "ranks")
     elif rec.ranks is not None:
         raise RecordError("ranks are only allowed on a ranking", "ranks")
     if rec.kind == "ratings":
@@ -233,7 +244,8 @@ def _norm_conv(conv: Iterable[Message]) -> list[list[str]]:
 
 
 def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()[:32]
+    # surrogatepass: an id exists even for text validate() refuses (the same bytes as UTF-8 otherwise)
+    return hashlib.sha256(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def content_id(rec: Record) -> str:

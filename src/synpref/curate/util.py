@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..formats.sources import SourceError, iter_rows
+from ..formats.sources import SourceError, iter_jsonl
 from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
 from ..numeric import sigmoid  # noqa: F401  (curate.run imports it from here)
 from ..schema import Record
@@ -74,7 +74,7 @@ def read_jsonl_numbered(path: str | Path, bad_lines: list[BadLine] | None = None
     if not path.is_file():
         return
     held: BadLine | None = None  # a bad line is reported once we know whether it was the last one
-    for row, item in iter_rows(path):
+    for row, item in iter_jsonl(path):
         if held is not None:
             _report(held, bad_lines)
             held = None

@@ -23,14 +23,16 @@ from . import (  # noqa: F401  (imported to register the readers)
 )
 from .common import FormatError, reason_of
 from .mapping import FieldMapping, MappedReader
-from .reading import MAX_FIELD_CHARS, Rejection, RowCount, make_reader, read_file, reader_for, records_from_rows
+from .reading import MAX_DEPTH, MAX_FIELD_CHARS, Rejection, RowCount, make_reader, read_file, reader_for, records_from_rows, row_problem
 from .registry import READERS, Reader, UnknownFormatError, detect, get_reader, known_formats, register
-from .sources import DATA_SUFFIXES, SourceError, expand_sources, iter_rows, strip_data_suffix
+from .sources import DATA_SUFFIXES, KeyedRow, SourceError, expand_sources, iter_jsonl, iter_rows, strip_data_suffix
 
 __all__ = [
     "DATA_SUFFIXES",
     "FieldMapping",
     "FormatError",
+    "KeyedRow",
+    "MAX_DEPTH",
     "MAX_FIELD_CHARS",
     "MappedReader",
     "READERS",
@@ -42,6 +44,7 @@ __all__ = [
     "detect",
     "expand_sources",
     "get_reader",
+    "iter_jsonl",
     "iter_rows",
     "known_formats",
     "make_reader",
@@ -50,5 +53,6 @@ __all__ = [
     "reason_of",
     "records_from_rows",
     "register",
+    "row_problem",
     "strip_data_suffix",
 ]

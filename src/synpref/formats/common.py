@@ -32,6 +32,7 @@ _SCHEMA_REASONS = (
     ("identical", "identical_candidates"),
     ("has no messages", "empty_response"),
     ("needs 'role' and 'content'", "missing_field"),
+    ("lone surrogate", "invalid_unicode"),
     ("must be", "wrong_type"),
 )
 

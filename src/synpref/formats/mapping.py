@@ -24,6 +24,16 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import UserValueError
+
+
+class MappingError(UserValueError):
+    """A field mapping that cannot be used; on the command line the fix is a --map/--label-* flag."""
+
+    def __init__(self, message: str):
+        super().__init__(message, cli="give the fields with --map KEY=FIELD (e.g. --map prompt=question --map chosen=good "
+                                      "--map rejected=bad), or --mapping FILE.yaml")
+
 from .common import FormatError, lookup, number, scalar_extras
 from .registry import Reader, register
 
@@ -57,31 +67,31 @@ class FieldMapping:
     # -- validation -------------------------------------------------------
     def _check(self) -> None:
         if not isinstance(self.fields, dict) or not self.fields:
-            raise ValueError("field mapping is empty: give e.g. prompt=question chosen=good rejected=bad")
+            raise MappingError("field mapping is empty: give e.g. prompt=question chosen=good rejected=bad")
         unknown = sorted(set(self.fields) - set(CANONICAL))
         if unknown:
-            raise ValueError(f"unknown mapping key(s) {unknown}; allowed: {', '.join(CANONICAL)}")
+            raise MappingError(f"unknown mapping key(s) {unknown}; allowed: {', '.join(CANONICAL)}")
         for key, src in self.fields.items():
             if not isinstance(src, str) or not src.strip():
-                raise ValueError(f"mapping {key}= needs a source field name, got {src!r}")
+                raise MappingError(f"mapping {key}= needs a source field name, got {src!r}")
         has_pair = {"chosen", "rejected"} & set(self.fields)
         has_ab = {"response_a", "response_b"} & set(self.fields)
         if has_pair and has_ab:
-            raise ValueError("map either chosen+rejected or response_a+response_b, not both")
+            raise MappingError("map either chosen+rejected or response_a+response_b, not both")
         if has_pair and has_pair != {"chosen", "rejected"}:
-            raise ValueError("mapping needs both chosen= and rejected=")
+            raise MappingError("mapping needs both chosen= and rejected=")
         if has_ab and has_ab != {"response_a", "response_b"}:
-            raise ValueError("mapping needs both response_a= and response_b=")
+            raise MappingError("mapping needs both response_a= and response_b=")
         if not has_pair and not has_ab:
-            raise ValueError("mapping needs chosen= and rejected= (or response_a= and response_b= with a label)")
+            raise MappingError("mapping needs chosen= and rejected= (or response_a= and response_b= with a label)")
         if has_ab:
             if not self.label_field or self.label_a_wins is None or self.label_b_wins is None:
-                raise ValueError("response_a/response_b need label_field, label_a_wins and label_b_wins")
+                raise MappingError("response_a/response_b need label_field, label_a_wins and label_b_wins")
             values = [v for v in (self.label_a_wins, self.label_b_wins, self.label_tie) if v is not None]
             if len(set(values)) != len(values):
-                raise ValueError(f"label values must differ, got {values}")
+                raise MappingError(f"label values must differ, got {values}")
         elif any(getattr(self, o) is not None for o in LABEL_OPTIONS):
-            raise ValueError("label options only apply to response_a/response_b mappings")
+            raise MappingError("label options only apply to response_a/response_b mappings")
 
     @property
     def labelled(self) -> bool:
@@ -95,9 +105,9 @@ class FieldMapping:
             key, sep, value = item.partition("=")
             key, value = key.strip(), value.strip()
             if not sep or not key or not value:
-                raise ValueError(f"bad mapping {item!r}: expected key=value, e.g. prompt=question")
+                raise MappingError(f"bad mapping {item!r}: expected KEY=FIELD, e.g. prompt=question")
             if key in fields:
-                raise ValueError(f"mapping key {key!r} given twice")
+                raise MappingError(f"mapping key {key!r} given twice")
             fields[key] = value
         return cls(fields, label_field, label_a_wins, label_b_wins, label_tie)
 
@@ -105,14 +115,14 @@ class FieldMapping:
     def from_yaml(cls, path: str | Path) -> "FieldMapping":
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("map"), dict):
-            raise ValueError(f"{path}: expected a mapping with a 'map:' table (map: {{prompt: question, ...}})")
+            raise MappingError(f"{path}: expected a mapping with a 'map:' table (map: {{prompt: question, ...}})")
         unknown = sorted(set(data) - {"map", *LABEL_OPTIONS})
         if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: map, {', '.join(LABEL_OPTIONS)}")
+            raise MappingError(f"{path}: unknown key(s) {unknown}; allowed: map, {', '.join(LABEL_OPTIONS)}")
         try:
             return cls({str(k): v for k, v in data["map"].items()}, **{o: data.get(o) for o in LABEL_OPTIONS})
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        except MappingError as e:
+            raise MappingError(f"{path}: {e}") from None
 
 
 @register("mapped")

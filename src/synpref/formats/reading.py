@@ -5,14 +5,19 @@
 ``synpref bon``). Each source row ends up as records, or as a :class:`Rejection`
 that says why, with the same guards everywhere:
 
-* a row that did not parse (bad JSON, invalid UTF-8, a truncated or corrupt file),
+* a row that did not parse (bad JSON, an undecodable byte, a truncated or corrupt file),
 * a row that is not an object (``not_an_object``),
-* a string field longer than ``max_field_chars`` (``field_too_long``),
+* a string field longer than ``max_field_chars`` (``field_too_long``), text holding a
+  lone surrogate (``invalid_unicode``), nesting deeper than ``MAX_DEPTH`` (``too_deep``),
 * a row or record the reader refuses (its ``FormatError`` reason: ``missing_field``,
   ``wrong_type``, ``bad_label``, ...),
 * a reader that raises anything else (``reader_error``: a reader bug on odd data
   rejects the row, logged, instead of stopping the run),
 * a produced record that breaks :func:`synpref.schema.validate`.
+
+A row of an object of lists (:class:`~synpref.formats.sources.KeyedRow`) gives its
+records ``meta["subset"]`` = the list's name (``meta["source_subset"]`` when the
+reader already set another subset).
 
 :func:`read_file` picks a file's reader (forced, mapped or detected from its first
 parseable row, :func:`reader_for`) and streams it; hub datasets feed their rows to
@@ -21,21 +26,24 @@ parseable row, :func:`reader_for`) and streams it; hub datasets feed their rows 
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..schema import Record, RecordError, validate
+from ..schema import LONE_SURROGATE, Record, RecordError, validate
 from .common import reason_of
 from .mapping import FieldMapping, MappedReader
 from .registry import Reader, detect, get_reader
-from .sources import SourceError, iter_rows
+from .sources import KeyedRow, SourceError, iter_rows
 
 log = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 1_000_000  # longer string fields reject the row (field_too_long)
+MAX_DEPTH = 100  # deeper nesting rejects the row (too_deep); no format needs more than a few levels
 
 
 @dataclass(frozen=True)
@@ -68,17 +76,35 @@ class RowCount:
     rows: int = 0
 
 
-def too_long_field(obj, limit: int, path: str = "") -> str | None:
-    """Dotted path of the first string longer than ``limit`` characters, if any."""
-    if isinstance(obj, str):
-        return path if len(obj) > limit else None
-    if isinstance(obj, dict):
-        children = ((f"{path}.{k}" if path else str(k), v) for k, v in obj.items())
-    elif isinstance(obj, list):
-        children = ((f"{path}[{i}]", v) for i, v in enumerate(obj))
-    else:
-        return None
-    return next((p for p in (too_long_field(v, limit, child) for child, v in children) if p), None)
+def row_problem(obj, max_field_chars: int, max_depth: int = MAX_DEPTH) -> tuple[str, str, str] | None:
+    """``(reason, field, message)`` for the first field (in row order) no record may hold, else None.
+
+    A string longer than ``max_field_chars`` (``field_too_long``), a key or string with a
+    lone surrogate (``invalid_unicode``), a list or object nested deeper than ``max_depth``
+    (``too_deep``). Iterative: any depth the JSON parser accepts is walked without recursion.
+    """
+    stack = [(obj, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if len(value) > max_field_chars:
+                return "field_too_long", path, f"field {path!r} is longer than {max_field_chars} characters"
+            if LONE_SURROGATE.search(value):
+                return "invalid_unicode", path, f"field {path!r} holds a lone surrogate (an unpaired \\u escape such as \\ud800), which is not text"
+        elif isinstance(value, (dict, list)):
+            if depth >= max_depth and value:
+                return "too_deep", path, f"field {path!r} is nested more than {max_depth} levels deep"
+            if isinstance(value, dict):
+                children = []
+                for k, v in value.items():
+                    key = str(k)
+                    if LONE_SURROGATE.search(key):
+                        return "invalid_unicode", path, f"a key of {path or 'the row'!r} holds a lone surrogate, which is not text"
+                    children.append((v, f"{path}.{key}" if path else key, depth + 1))
+            else:
+                children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+            stack.extend(reversed(children))
+    return None
 
 
 def make_reader(
@@ -105,9 +131,9 @@ def reader_for(
     options: dict | None = None,
     allow_degenerate: bool = False,
 ) -> tuple[str | None, Reader | None]:
-    """``(format name, reader)`` for one file: forced, mapped, or detected from its first parseable row.
+    """``(format name, reader)`` for one file: forced, mapped, or detected from its first object row.
 
-    ``(None, None)`` when no row of the file parses (every row is then rejected).
+    ``(None, None)`` when no row of the file is an object (every row is then rejected).
     Raises ``UnknownFormatError`` naming the file, the row and its fields when no
     format matches.
     """
@@ -116,7 +142,7 @@ def reader_for(
     if mapping is not None:
         format = "mapped"
     if format is None:
-        first = next(((row, obj) for row, obj in iter_rows(path) if not isinstance(obj, SourceError)), None)
+        first = next(((row, obj) for row, obj in iter_rows(path) if isinstance(obj, dict)), None)
         if first is None:
             return None, None
         format = detect(first[1], where=f"{path} row {first[0]}")
@@ -138,6 +164,7 @@ def records_from_rows(
     None only when no row parses. ``count.rows`` counts the rows consumed.
     """
     count = count if count is not None else RowCount()
+    subsets = _Subsets()
     for row, item in rows:
         count.rows += 1
         if isinstance(item, SourceError):
@@ -146,13 +173,14 @@ def records_from_rows(
         if not isinstance(item, dict):
             yield Rejection(source, row, "not_an_object", None, f"row is a {type(item).__name__}, not an object", item)
             continue
-        long_field = too_long_field(item, max_field_chars)
-        if long_field:
-            message = f"field {long_field!r} is longer than {max_field_chars} characters"
-            yield Rejection(source, row, "field_too_long", long_field, message, item)
+        problem = row_problem(item, max_field_chars)
+        if problem:
+            reason, field, message = problem
+            yield Rejection(source, row, reason, field or None, message, item)
             continue
-        if reader is None:  # pragma: no cover - reader_for returns a reader whenever a row parses
-            raise ValueError(f"{source} row {row}: no reader for a parseable row")
+        if reader is None:  # pragma: no cover - reader_for returns a reader whenever a row is an object
+            raise ValueError(f"{source} row {row}: no reader for an object row")
+        subsets.note(row, item)
         try:
             produced = list(reader.read(item, row))
         except RecordError as e:
@@ -161,13 +189,36 @@ def records_from_rows(
         except Exception as e:  # noqa: BLE001 - a reader bug on odd data rejects the row instead of stopping the run
             yield _reader_bug(reader, source, row, item, e)
             continue
-        yield from (_checked(out, reader, source, row, item) for out in produced)
+        yield from (subsets.tag(_checked(out, reader, source, row, item)) for out in produced)
     if reader is not None:
         try:
             produced = list(reader.finish())
         except Exception as e:  # noqa: BLE001 - as above, for what the reader buffered
             produced = [_reader_bug(reader, source, None, None, e)]
-        yield from (out if isinstance(out, Rejection) else _checked(out, reader, source, None, None) for out in produced)
+        yield from (out if isinstance(out, Rejection) else subsets.tag(_checked(out, reader, source, None, None)) for out in produced)
+
+
+class _Subsets:
+    """Which list of an object of lists each row came from (row ranges), to tag its records."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.keys: list[str] = []
+
+    def note(self, row: int, item: dict) -> None:
+        if isinstance(item, KeyedRow) and (not self.keys or self.keys[-1] != item.key):
+            self.starts.append(row)
+            self.keys.append(item.key)
+
+    def tag(self, out: Record | Rejection) -> Record | Rejection:
+        if not self.keys or not isinstance(out, Record):
+            return out
+        key = self.keys[max(0, bisect.bisect_right(self.starts, out.provenance.row) - 1)]
+        subset = out.meta.get("subset")
+        if subset == key:
+            return out
+        extra = {"subset": key} if subset is None else {"source_subset": key}
+        return dataclasses.replace(out, meta={**out.meta, **extra})
 
 
 def _reader_bug(reader: Reader, source: str, row, item, e: Exception) -> Rejection:

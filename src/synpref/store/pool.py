@@ -2,11 +2,18 @@
 
 A pool is a directory of ``part-NNNNN.parquet`` shards written by :class:`PoolWriter`.
 Shards are written in row groups so memory stays flat however large the input.
+A write is atomic: shards are written aside (a hidden staging folder in the pool
+directory) and moved into place when the writer closes, so a pool whose write was
+cut short (a crash, ``kill -9``) is never read as complete: :func:`pool_files`
+raises :class:`IncompletePoolError` while the staging folder is there.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -38,6 +45,11 @@ RECORD_SCHEMA = pa.schema(
     ],
     metadata={"synpref.schema": "record/2"},  # record/2 added ``correct``; record/1 shards read as before
 )
+STAGING_PREFIX = ".writing-"  # a pool write in progress (or cut short): shards not yet moved into place
+
+
+class IncompletePoolError(FileNotFoundError):
+    """A pool whose write did not finish (interrupted, or still running): it has to be written again."""
 
 
 def _conv_to_arrow(conv) -> list[dict]:
@@ -84,21 +96,29 @@ def row_to_record(row: dict) -> Record:
 
 
 class PoolWriter:
-    """Append records to a pool directory in bounded-memory row groups.
+    """Append records to a pool directory in bounded-memory row groups, atomically.
 
-    Use as a context manager; ``close`` flushes the last row group.
+    Shards go to ``staging`` (a hidden folder inside ``directory``) and ``close`` moves
+    them, with any other file the caller put in ``staging`` (an ingest's report), into
+    ``directory``; ``replace=True`` then removes the pool's earlier shards, else the new
+    ones are appended. Until then readers of ``directory`` get :class:`IncompletePoolError`.
+    As a context manager an exception aborts instead: nothing is moved, the staging
+    folder is removed and the pool stays as it was.
     """
 
-    def __init__(self, directory: str | Path, *, row_group_size: int = 1000, rows_per_shard: int = 200_000):
+    def __init__(self, directory: str | Path, *, row_group_size: int = 1000, rows_per_shard: int = 200_000, replace: bool = False):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         existing = sorted(self.directory.glob("part-*.parquet"))
-        self._shard = len(existing)
+        self.replace = replace
+        self._shard = 0 if replace else len(existing)
+        self.staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.directory))
         self.row_group_size = row_group_size
         self.rows_per_shard = rows_per_shard
         self._buffer: list[dict] = []
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_shard = 0
+        self._done = False
         self.written = 0
 
     def write(self, rec: Record) -> None:
@@ -114,7 +134,7 @@ class PoolWriter:
         if not self._buffer:
             return
         if self._writer is None:
-            path = self.directory / f"part-{self._shard:05d}.parquet"
+            path = self.staging / f"part-{self._shard:05d}.parquet"
             self._writer = pq.ParquetWriter(path, RECORD_SCHEMA, compression="zstd")
         self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=RECORD_SCHEMA))
         self._rows_in_shard += len(self._buffer)
@@ -127,25 +147,57 @@ class PoolWriter:
             self._rows_in_shard = 0
 
     def close(self) -> None:
+        """Flush the last row group and move everything staged into the pool directory."""
+        if self._done:
+            return
         self._flush()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self.replace:
+            for old in self.directory.glob("part-*.parquet"):
+                old.unlink()
+        for f in sorted(self.staging.iterdir()):
+            os.replace(f, self.directory / f.name)
+        self.staging.rmdir()  # last: until now readers see the write as unfinished
+        self._done = True
+
+    def abort(self) -> None:
+        """Drop what was written: the pool directory stays as it was before this writer."""
+        if self._done:
+            return
+        self._done = True
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def __enter__(self) -> "PoolWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def pool_files(path: str | Path) -> list[Path]:
     p = Path(path)
     if p.is_file():
         return [p]
+    staging = sorted(p.glob(STAGING_PREFIX + "*"))
+    if staging:
+        raise IncompletePoolError(
+            f"{p}: this pool is incomplete: a write into it did not finish (it was interrupted, or is still "
+            f"running: {staging[0].name}); write it again (synpref ingest ... -o {p} --overwrite)"
+        )
     files = sorted(p.glob("part-*.parquet"))
     if not files:
-        raise FileNotFoundError(f"{p}: no pool shards (part-*.parquet) found")
+        why = "; its report.json says why (no record was kept)" if (p / "report.json").is_file() else ""
+        raise FileNotFoundError(f"{p}: no pool shards (part-*.parquet) found{why}")
     return files
 
 
