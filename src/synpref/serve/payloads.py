@@ -12,11 +12,10 @@ while it is read: ``synpref.http_limits``).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..schema import Conversation, RecordError, as_candidate, as_conversation, check_response
+from ..schema import Conversation, RecordError, as_candidate, as_conversation, LONE_SURROGATE, check_response
 from ..text import Encoded, LengthError
 from .config import ServeConfig
 
@@ -32,7 +31,6 @@ class PayloadError(Exception):
         return {"error": {"field": self.field, "message": self.message, "status": self.status}}
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_content_type(value: str | None) -> None:
@@ -121,7 +119,7 @@ def check_text(conv: Conversation, name: str, *, from_string: bool) -> None:
     for j, m in enumerate(conv):
         if m.content.isascii():
             continue
-        found = _SURROGATE.search(m.content)
+        found = LONE_SURROGATE.search(m.content)
         if found:
             where = name if from_string else f"{name}[{j}].content"
             raise PayloadError(
