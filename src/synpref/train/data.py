@@ -60,6 +60,19 @@ def is_eval_prompt(prompt_id: str, eval_fraction: float) -> bool:
     return bucket < eval_fraction
 
 
+def source_checksums(paths: Sequence[str | Path] | None, records: Sequence[Record] | None = None) -> list[dict]:
+    """Path and sha256 of every pool file of ``paths`` (or the checksum of in-memory ``records``), as data.json
+    lists them, without reading the records."""
+    from ..store.pool import pool_files
+
+    if records is not None:
+        return [{"path": IN_MEMORY, "sha256": records_checksum(records)}]
+    return [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for p in paths or [] for f in pool_files(p)]
+
+
+IN_MEMORY = "<in-memory records>"
+
+
 def read_records(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
     """Records from pool dirs/shards, plus a checksum entry for every file read."""
     from ..store.pool import pool_files, read_pool
@@ -131,7 +144,7 @@ def load_training_pairs(cfg, rm, records: Iterable[Record] | None = None) -> Pai
         recs, sources = read_records(cfg.data)
     else:
         recs = list(records)
-        sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]
+        sources = [{"path": IN_MEMORY, "sha256": records_checksum(recs), "records": len(recs)}]
     data = prepare_pairs(rm, recs, eval_fraction=cfg.eval_fraction, rating_gap=cfg.rating_gap, expand_mode=cfg.expand_mode)
     del recs
     if not data.train:

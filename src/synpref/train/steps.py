@@ -63,6 +63,7 @@ class Progress:
     step: int = 0
     pairs_seen: int = 0
     resumed_from: Path | None = None
+    window: dict | None = None  # the metrics sums of the checkpoint's unfinished log window (summed over processes)
 
 
 @dataclass
@@ -105,7 +106,7 @@ def resume(launch, checkpoint: Path | None, tm: TrainModel, optimizer, scheduler
         return Progress()
     state = ckpt.load_checkpoint(launch.accelerator, checkpoint, model=tm.model, optimizer=optimizer, scheduler=scheduler,
                                  sharded_root=tm.root)
-    progress = Progress(state["step"], state.get("pairs_seen", 0), checkpoint)
+    progress = Progress(state["step"], state.get("pairs_seen", 0), checkpoint, state.get("metrics_window"))
     if launch.main:
         print(f"synpref train: resuming from {checkpoint} (step {progress.step}/{plan.total_steps})", file=sys.stderr)
     return progress
@@ -113,7 +114,12 @@ def resume(launch, checkpoint: Path | None, tm: TrainModel, optimizer, scheduler
 
 @dataclass
 class _Window:
-    """Training metrics summed since the last metrics line (this process's share)."""
+    """Training metrics summed since the last metrics line (this process's share).
+
+    A checkpoint saves the sums over all processes (``saved``) and a resumed run starts
+    its window from them on the main process (``restored``), so the first metrics line
+    after a resume averages the same steps as in an uninterrupted run.
+    """
 
     loss: float = 0.0
     correct: float = 0.0
@@ -122,6 +128,23 @@ class _Window:
     tokens: float = 0.0
     padded: float = 0.0
     started: float = field(default_factory=time.time)
+
+    SUMS = ("loss", "correct", "margin", "pairs", "tokens", "padded")
+
+    @classmethod
+    def restored(cls, saved: dict | None, main: bool) -> "_Window":
+        """The window a resumed run continues (``saved`` from the checkpoint; None: an empty one)."""
+        window = cls()
+        if saved and main:  # the other processes start from 0: the metrics line sums over the processes
+            for k in cls.SUMS:
+                setattr(window, k, float(saved[k]))
+            window.started -= float(saved["seconds"])
+        return window
+
+    def saved(self, launch) -> dict:
+        """The sums over all processes and the seconds the window has run (a collective)."""
+        totals = launch.sum([getattr(self, k) for k in self.SUMS])
+        return {**dict(zip(self.SUMS, totals)), "seconds": time.time() - self.started}
 
     def add(self, per_pair: torch.Tensor, r_c: torch.Tensor, r_r: torch.Tensor, pairs: list[EncodedPair], padded: int):
         diff = (r_c - r_r).double()
@@ -172,7 +195,7 @@ class _Loop:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=plan.total_steps, initial=progress.step, desc="train", unit="step", dynamic_ncols=True)
-        window = _Window()
+        window = _Window.restored(progress.window, self.launch.main)
         t_loop = time.time()
         pairs_at_start = progress.pairs_seen
         tokens = 0
@@ -197,7 +220,7 @@ class _Loop:
             if cfg.eval_every and self.held_out and progress.step % cfg.eval_every == 0 and not done:
                 log({"step": progress.step, **evaluate()})
             if cfg.save_every and progress.step % cfg.save_every == 0 and not done:
-                self._save(progress, epoch, pos)
+                self._save(progress, epoch, pos, window)
         if bar is not None:
             bar.close()
         return LoopTimes(time.time() - t_loop, progress.pairs_seen - pairs_at_start, tokens)
@@ -231,9 +254,11 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _save(self, progress: Progress, epoch: int, pos: int) -> None:
+    def _save(self, progress: Progress, epoch: int, pos: int, window: _Window) -> None:
         plan = self.plan
+        metrics_window = window.saved(self.launch)  # collective, like the checkpoint itself
         ckpt.save_checkpoint(self.launch.accelerator, self.cfg.run_dir, step=progress.step, model=self.tm.model,
                              optimizer=self.optimizer, scheduler=self.scheduler, sharded_root=self.tm.root,
                              trainer_state={"epoch": epoch, "position": pos + 1, "pairs_seen": progress.pairs_seen,
-                                            "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps})
+                                            "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+                                            "metrics_window": metrics_window})

@@ -28,7 +28,7 @@ from .finalize import finalize
 from .launch import start
 from .metrics_log import MetricsLog
 from .model_setup import prepare_model
-from .run_dir import prepare_run_dir, write_data_report
+from .run_dir import finished_summary, prepare_run_dir, write_data_report
 from .steps import StepPlan, make_optimizer, resume, run_steps
 
 
@@ -36,6 +36,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     """Train a Bradley-Terry reward model; return a summary dict (also in RUN_DIR/summary.json).
 
     ``records`` (optional) trains on in-memory records instead of ``config.data``.
+    A finished run of the same settings and data in RUN_DIR is not trained again: its summary is returned.
     Call it in every process when launched with ``accelerate launch``.
     """
     from accelerate.utils import set_seed
@@ -43,6 +44,10 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     launch = start(cfg)
     started = time.time()
+    records = list(records) if records is not None else None
+    done = finished_summary(cfg, launch, records)
+    if done is not None:
+        return done
     checkpoint = prepare_run_dir(cfg, launch)
 
     set_seed(cfg.seed)
