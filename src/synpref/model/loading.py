@@ -39,6 +39,12 @@ def packaged_model_path(name: str) -> Path:
     return base / "model"
 
 
+def is_gguf(reference: str | os.PathLike) -> bool:
+    """Whether ``reference`` (a path or a packaged short name) is a GGUF file."""
+    ref = str(reference)
+    return ref.endswith(".gguf") or (ref in PACKAGED_MODELS and PACKAGED_MODELS[ref][1] is not None)
+
+
 def resolve(reference: str | os.PathLike) -> str:
     """Return something ``from_pretrained`` accepts: a local dir or a hub id."""
     ref = str(reference)

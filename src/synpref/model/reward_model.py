@@ -18,7 +18,7 @@ from ..batching import AUTO, default_batch_tokens, token_budget_batches
 from ..schema import Message, as_conversation
 from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
 from .device import resolve_device
-from .loading import resolve
+from .loading import is_gguf, resolve
 
 SYNPREF_CONFIG_KEY = "synpref"
 
@@ -61,9 +61,12 @@ def _as_full_conversation(item) -> tuple[Message, ...]:
 class RewardModel:
     """A scalar reward head on a transformer backbone, plus the text policy it was trained with."""
 
-    def __init__(self, model, tokenizer, policy: TextPolicy | None = None, meta: dict | None = None):
+    def __init__(self, model, tokenizer, policy: TextPolicy | None = None, meta: dict | None = None,
+                 new_head: str | None = None):
+        """``new_head``: why the reward head was initialised anew on loading (None: it came with the weights)."""
         self.model = model
         self.tokenizer = tokenizer
+        self.new_head = new_head
         saved = dict(getattr(model.config, SYNPREF_CONFIG_KEY, None) or {})
         if policy is None:
             policy = TextPolicy(**saved["text_policy"]) if "text_policy" in saved else TextPolicy()
@@ -87,26 +90,36 @@ class RewardModel:
     ) -> "RewardModel":
         """Load a checkpoint dir, hub id, ``.gguf`` file, or a packaged short name (``minilm``).
 
+        A ``*ForSequenceClassification`` checkpoint with ``num_labels=1`` keeps its trained
+        head (and so its reward scale). A checkpoint without one (a bare backbone, a
+        causal LM) or with a head of another ``num_labels`` gets a new head, initialised
+        from a fixed seed; ``new_head`` then says why.
         ``device``: see :func:`~synpref.model.device.resolve_device` (None: the GPU when there is one).
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         target = resolve_device(device)  # before loading: a bad --device fails fast
         path = resolve(reference)
         tokenizer = AutoTokenizer.from_pretrained(path)
+        labels = _head_labels(AutoConfig.from_pretrained(path))
         kwargs = {"num_labels": 1, **model_kwargs}
+        if labels not in (None, 1):  # another head shape: replaced below, and only the head may differ
+            kwargs["ignore_mismatched_sizes"] = True
         if dtype is not None:
             kwargs["dtype"] = dtype
         # A head the checkpoint lacks is initialised from a fixed seed, so an
         # untrained model scores the same in every process and every run.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+            model, info = AutoModelForSequenceClassification.from_pretrained(path, output_loading_info=True, **kwargs)
         if model.config.num_labels != 1:
             raise ValueError(f"{reference}: a reward model needs num_labels=1, the checkpoint has {model.config.num_labels}")
+        new_head = _new_head_reason(model, info, labels)
+        if new_head is None and is_gguf(reference):
+            new_head = "a GGUF holds no reward head; the one made when it was converted is untrained"
         model.to(target)
         model.eval()
-        return cls(model, tokenizer, policy)
+        return cls(model, tokenizer, policy, new_head=new_head)
 
     def save_pretrained(self, directory: str | Path, **extra_meta) -> Path:
         """Write a standard HF checkpoint (LoRA adapters are merged in first) plus tokenizer."""
@@ -239,6 +252,34 @@ class RewardModel:
             convs += [rec.conversation(0), rec.conversation(1)]
         flat = self.score(convs, **kw)
         return list(zip(flat[0::2], flat[1::2]))
+
+
+def _head_labels(config) -> int | None:
+    """The ``num_labels`` of a sequence-classification checkpoint's head (None: the checkpoint has no such head)."""
+    if not any(a.endswith("ForSequenceClassification") for a in getattr(config, "architectures", None) or []):
+        return None
+    return config.num_labels
+
+
+def _new_head_reason(model, info: dict, labels: int | None) -> str | None:
+    """Why the loaded classifier's head is new (None: every head weight came from the checkpoint).
+
+    Raises when weights outside the head did not load as they are: a reward model is its
+    backbone plus the head, and only the head may be replaced.
+    """
+    prefix = model.base_model_prefix + "."
+    mismatched = {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or ()}
+    body = sorted(k for k in mismatched if k.startswith(prefix))
+    if body:
+        raise ValueError(f"{model.name_or_path}: weights of another shape than the model's config: {body[:5]}")
+    fresh = sorted(k for k in set(info.get("missing_keys") or ()) | mismatched if not k.startswith(prefix))
+    if not fresh:
+        return None
+    if labels is None:
+        return f"the checkpoint has no sequence-classification head ({', '.join(fresh)} missing)"
+    if labels != 1:
+        return f"the checkpoint's head has num_labels={labels}, a reward model needs 1"
+    return f"the checkpoint lacks {', '.join(fresh)}"
 
 
 def rewards_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:

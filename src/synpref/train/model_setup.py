@@ -3,6 +3,7 @@ or LoRA adapters), dropout, activation checkpointing, and its placement over the
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,8 @@ def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
     model = rm.model
     base_class = type(model).__name__
     head_modules = {n.split(".")[0] for n in head_parameter_names(model)}
+    if launch.main:
+        print(f"synpref train: {head_origin(cfg.model, rm, head_modules)}", file=sys.stderr)
     info = set_trainable(model, freeze_backbone=cfg.freeze_backbone, top_layers=cfg.train_top_layers)
     if cfg.disable_dropout:
         disable_dropout(model)
@@ -70,6 +73,18 @@ def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
                 torch.distributed.broadcast(p.data, src=0)
     params = [p for _, p in trainable_parameters(model)]
     return TrainModel(rm, base_class, head_modules, info, checkpointing, root, params)
+
+
+def head_origin(reference: str, rm, head_modules: set[str]) -> str:
+    """One line on where the reward head of the model to train comes from."""
+    names = ", ".join(sorted(head_modules))
+    if rm.new_head is not None:
+        return f"{reference}: new reward head ({names}), initialised from a fixed seed, because {rm.new_head}"
+    scale = ""
+    if rm.meta.get("reward_std"):
+        scale = f"; its rewards had mean {rm.meta['reward_mean']:.4g} and std {rm.meta['reward_std']:.4g} on its training data"
+    return (f"{reference}: keeps its trained reward head ({names}, num_labels=1), not re-initialised: training starts "
+            f"from its rewards and their scale{scale}")
 
 
 def enable_checkpointing(model) -> None:
