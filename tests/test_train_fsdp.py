@@ -134,6 +134,16 @@ def test_fsdp_final_model_is_plain_transformers(arch, fsdp_run):
     assert rm.score(convs) == pytest.approx(expected, abs=1e-5)
 
 
+def test_fsdp_trains_packed_rows_like_padded_ones(fsdp_run, tiny_bert_dir, tmp_path):
+    """The packed layout goes through the FSDP root module (RewardPooling) like the padded one."""
+    packed = tmp_path / "packed"
+    _run(tmp_path, str(tiny_bert_dir), packed, {**ARCH_OPTIONS["bert"], "packing": "on"}, processes=2)
+    assert json.loads((packed / "summary.json").read_text())["layout"] == "packed"
+    for key in ("loss", "grad_norm", "eval_accuracy"):
+        padded = [x[key] for x in _metrics(fsdp_run("bert")) if key in x]
+        assert len(padded) >= 3 and [x[key] for x in _metrics(packed) if key in x] == pytest.approx(padded, rel=1e-4), key
+
+
 def test_fsdp_stopped_run_resumes_to_the_same_result(fsdp_run, tiny_bert_dir, tmp_path):
     model, run = str(tiny_bert_dir), tmp_path / "stopped"
     _run(tmp_path, model, run, ARCH_OPTIONS["bert"], processes=2, env={"STOP_AFTER_CHECKPOINT": "1"})

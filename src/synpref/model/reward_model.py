@@ -19,6 +19,7 @@ from ..schema import Message, as_conversation
 from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
 from .device import resolve_device
 from .loading import is_gguf, resolve
+from .packing import MASKED_ATTENTION, attention_for, is_layout
 
 SYNPREF_CONFIG_KEY = "synpref"
 
@@ -168,8 +169,14 @@ class RewardModel:
             batch["token_type_ids"] = types
         return batch
 
+    @property
+    def reads_first_token(self) -> bool:
+        """Whether the reward is read at a sequence's first token (encoders: [CLS]) rather than its last (decoders)."""
+        return _score_head(self.model) is None
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Rewards for a collated batch, shape (batch,). Differentiable."""
+        """Rewards for a collated batch (padded, or a layout of :mod:`synpref.model.packing`), shape (sequences,).
+        Differentiable."""
         return rewards_of(self.model, {k: v.to(self.device) for k, v in batch.items()})
 
     # -- scoring -------------------------------------------------------------
@@ -283,7 +290,13 @@ def _new_head_reason(model, info: dict, labels: int | None) -> str | None:
 
 
 def rewards_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rewards of a sequence classifier for a collated batch already on its device."""
+    """Rewards of a sequence classifier for a collated batch already on its device.
+
+    ``batch`` is padded (:meth:`RewardModel.collate`) or a packed / shared-prefix layout
+    (:mod:`synpref.model.packing`; see :func:`layout_unsupported` for the models it suits).
+    """
+    if is_layout(batch):
+        return _layout_rewards(model, batch)
     head = _score_head(model)
     if head is None:  # encoder classifiers pool internally (CLS)
         return model(**batch).logits[:, 0].float()
@@ -294,6 +307,59 @@ def rewards_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     last = batch["attention_mask"].sum(dim=1) - 1
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     return head(pooled)[:, 0].float()
+
+
+def layout_unsupported(model, *, shared_prefix: bool = False) -> str | None:
+    """Why ``model`` cannot read rewards from packed rows (``shared_prefix``: from shared-prefix rows); None: it can.
+
+    Exact for decoder classifiers (the reward of a sequence's last token, read by the
+    ``score`` head) under SDPA, eager, flex attention or FlashAttention (packed rows
+    only: its varlen kernel takes no mask), and for BERT encoders (the [CLS] token,
+    through the pooler and classifier) under SDPA or eager attention. A shared prefix
+    needs a causal backbone: an encoder's prefix tokens see the response.
+    """
+    base = _base(model)
+    name, implementation = type(base).__name__, base.config._attn_implementation
+    if _score_head(model) is not None:
+        if shared_prefix and implementation not in MASKED_ATTENTION:
+            return (f"{name} runs {implementation} attention, which takes no attention mask; a shared prefix needs one "
+                    f"of {', '.join(MASKED_ATTENTION)}")
+        if implementation not in MASKED_ATTENTION and not implementation.startswith("flash_attention"):
+            return f"{name} runs {implementation} attention; synpref packs under {', '.join(MASKED_ATTENTION)} or flash_attention_2"
+        return None
+    if shared_prefix:
+        return f"{name} is not a causal decoder: the prefix tokens of an encoder attend to the response"
+    if _first_token_head(model) is None:
+        return (f"{name}: packed rows are read by decoder classifiers (a `score` head) and BERT encoders with absolute "
+                "positions; this model's head is neither")
+    if implementation not in ("sdpa", "eager"):
+        return f"{name} runs {implementation} attention; synpref packs encoders under sdpa or eager attention"
+    return None
+
+
+def _layout_rewards(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    head = _score_head(model)
+    causal = head is not None
+    if not causal:
+        head = _first_token_head(model)
+    backbone = _backbone(model)
+    dtype = next(backbone.parameters()).dtype
+    mask = attention_for(batch, _base(model).config._attn_implementation, causal=causal, dtype=dtype)
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "position_ids", "token_type_ids")}
+    hidden = backbone(**inputs, attention_mask=mask).last_hidden_state
+    rows, cols = batch["reward_index"].unbind(1)
+    return head(hidden[rows, cols])[:, 0].float()
+
+
+def _first_token_head(model):
+    """For BERT classifiers: the head on [CLS] states, shape (n, hidden) -> (n, 1), as the classifier applies it."""
+    base = _base(model)
+    backbone = _backbone(model)
+    if type(base).__name__ != "BertForSequenceClassification" or getattr(backbone, "pooler", None) is None:
+        return None
+    if getattr(base.config, "position_embedding_type", "absolute") != "absolute":
+        return None
+    return lambda first: base.classifier(base.dropout(backbone.pooler(first[:, None])))
 
 
 class RewardPooling(torch.nn.Module):
@@ -312,12 +378,15 @@ class RewardPooling(torch.nn.Module):
         return rewards_of(self.model, batch)
 
 
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _score_head(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    head = getattr(base, "score", None)
+    head = getattr(_base(model), "score", None)
     return head if isinstance(head, torch.nn.Module) else None
 
 
 def _backbone(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _base(model)
     return getattr(base, base.base_model_prefix)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -34,6 +35,13 @@ class EncodedPair:
     def length(self) -> int:
         """Padded length of the pair in a batch (both sides pad to the longer)."""
         return max(len(self.chosen), len(self.rejected))
+
+    @cached_property
+    def shared_prefix(self) -> int:
+        """Leading tokens chosen and rejected have in common (each keeps at least one of its own)."""
+        from ..model.packing import shared_prefix_length
+
+        return shared_prefix_length(self.chosen, self.rejected)
 
 
 @dataclass

@@ -4,46 +4,63 @@ lock-step pass that both the held-out evaluation and the final reward statistics
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..batching import length_groups
-from .data import EncodedPair, micro_batches
+from .data import EncodedPair
+from .layout import PADDED, Layout
 from .launch import lockstep, sum_across
 from .losses import pair_loss
 
 
-def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward
-    pass), and the padded tokens that took.
+@dataclass
+class Forwarded:
+    """The rewards of a micro-batch's pairs, and the token positions the forward computed."""
 
-    The 2n sequences are forwarded in a few groups of similar length rather than padded to
-    one common length (rewards do not depend on the batch, so only the padding changes).
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    positions: int  # every position forwarded, padding included
+    tokens: int  # the real tokens among them (a shared prefix counts once)
+
+
+def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None, layout: Layout = PADDED) -> Forwarded:
+    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward pass).
+
+    Padded, the 2n sequences are forwarded in a few groups of similar length rather than
+    padded to one common length (rewards do not depend on the batch, so only the padding
+    changes); packed or with a shared prefix, in the layout's rows (see ``layout.py``).
     ``root``: the FSDP root of a sharded model; every forward is then a collective, so a
     micro-batch is one forward on every process.
     """
-    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     if root is None:
-        groups, forward = length_groups([len(s) for s in seqs]), rm.forward
+        forward = rm.forward
     else:
-        groups = [list(range(len(seqs)))]
         forward = lambda batch: root({k: v.to(rm.device) for k, v in batch.items()})  # noqa: E731
+    n = len(pairs)
+    if layout != PADDED:
+        batch = layout.collate(rm, pairs)
+        with autocast():
+            rewards = forward(batch)
+        return Forwarded(rewards[:n], rewards[n:], batch["input_ids"].numel(), int((batch["segment_ids"] >= 0).sum()))
+    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    groups = length_groups([len(s) for s in seqs]) if root is None else [list(range(len(seqs)))]
     parts = []
     with autocast():
         for group in groups:
             parts.append(forward(rm.collate([seqs[i] for i in group])))
     order = torch.tensor([i for group in groups for i in group])
     rewards = torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to input order
-    n = len(pairs)
     padded = sum(len(group) * max(len(seqs[i]) for i in group) for group in groups)
-    return rewards[:n], rewards[n:], padded
+    return Forwarded(rewards[:n], rewards[n:], padded, sum(len(s) for s in seqs))
 
 
 @torch.no_grad()
 def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], accelerator, *, autocast,
-                  max_batch_tokens: int, root=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  max_batch_tokens: int, root=None, layout: Layout = PADDED) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(chosen rewards, rejected rewards) of each micro-batch of ``pairs[indices]``, in eval mode.
 
     ``indices`` is this process's share; sharded (``root`` given), every process runs
@@ -52,25 +69,26 @@ def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], acce
     """
     was_training = rm.model.training
     rm.model.eval()
-    lengths = [p.length for p in pairs]
     out = []
-    for mb, real in lockstep(micro_batches(indices, lengths, max_batch_tokens), [0], accelerator, root is not None):
-        r_c, r_r, _ = batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
+    batches = layout.micro_batches(indices, pairs, max_batch_tokens)
+    for mb, real in lockstep(batches, [0], accelerator, root is not None):
+        done = batch_rewards(rm, [pairs[i] for i in mb], autocast, root, layout)
         if real:
-            out.append((r_c, r_r))
+            out.append((done.chosen, done.rejected))
     if was_training:
         rm.model.train()
     return out
 
 
-def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None) -> dict:
+def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None,
+             layout: Layout = PADDED) -> dict:
     """Held-out accuracy (ties count as wrong), mean margin and loss, over all processes.
 
-    ``root``: the FSDP root module when the model is sharded."""
+    ``root``: the FSDP root module when the model is sharded; ``layout``: the micro-batches' layout."""
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
     correct = margin = loss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root):
+                                  root=root, layout=layout):
         diff = (r_c - r_r).double()
         correct += float((diff > 0).sum())
         margin += float(diff.sum())
@@ -82,7 +100,7 @@ def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_bat
 
 
 def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int,
-                 root=None) -> dict:
+                 root=None, layout: Layout = PADDED) -> dict:
     """Mean and std of the model's rewards on (a seeded sample of) the training pairs."""
     idx = list(range(len(pairs)))
     if limit and len(idx) > limit:
@@ -90,7 +108,7 @@ def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max
     mine = idx[accelerator.process_index :: accelerator.num_processes]
     s = ss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root):
+                                  root=root, layout=layout):
         r = torch.cat([r_c, r_r]).double()
         s += float(r.sum())
         ss += float((r * r).sum())

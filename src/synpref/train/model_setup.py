@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .layout import PADDED, Layout
 
 
 @dataclass
@@ -23,6 +24,7 @@ class TrainModel:
     checkpointing: bool  # activation checkpointing is on
     root: nn.Module | None  # the FSDP root when sharded, else None
     params: list[torch.nn.Parameter]  # the trainable parameters, in a fixed order
+    layout: Layout = PADDED  # how micro-batches are laid out (chosen once the training pairs are known)
 
     @property
     def model(self):
@@ -51,6 +53,10 @@ def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
     head_modules = {n.split(".")[0] for n in head_parameter_names(model)}
     if launch.main:
         print(f"synpref train: {head_origin(cfg.model, rm, head_modules)}", file=sys.stderr)
+    from ..model import uses_bf16
+    from .layout import use_flash_attention
+
+    use_flash_attention(cfg, model, launch.device, uses_bf16(launch.device, cfg.precision))
     info = set_trainable(model, freeze_backbone=cfg.freeze_backbone, top_layers=cfg.train_top_layers)
     if cfg.disable_dropout:
         disable_dropout(model)

@@ -19,8 +19,8 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .data import EncodedPair, PairData, epoch_steps, micro_batches, shard
-from .evaluation import batch_rewards
+from .data import EncodedPair, PairData, epoch_steps, shard
+from .evaluation import Forwarded, batch_rewards
 from .losses import pair_loss
 from .metrics_log import MetricsLog
 from .model_setup import TrainModel, trainable_parameters
@@ -146,14 +146,14 @@ class _Window:
         totals = launch.sum([getattr(self, k) for k in self.SUMS])
         return {**dict(zip(self.SUMS, totals)), "seconds": time.time() - self.started}
 
-    def add(self, per_pair: torch.Tensor, r_c: torch.Tensor, r_r: torch.Tensor, pairs: list[EncodedPair], padded: int):
-        diff = (r_c - r_r).double()
+    def add(self, per_pair: torch.Tensor, done: Forwarded):
+        diff = (done.chosen - done.rejected).double()
         self.loss += float(per_pair.detach().double().sum())
         self.correct += float((diff > 0).sum())
         self.margin += float(diff.sum())
-        self.pairs += len(pairs)
-        self.tokens += sum(len(p.chosen) + len(p.rejected) for p in pairs)
-        self.padded += padded
+        self.pairs += len(per_pair)
+        self.tokens += done.tokens
+        self.padded += done.positions
 
     def line(self, launch, step: int, plan: StepPlan, lr: float, pairs_seen: int, grad_norm: float | None) -> dict:
         """The metrics line over all processes (a collective)."""
@@ -185,6 +185,7 @@ class _Loop:
         self.weights = torch.tensor([p.weight for p in self.pairs], dtype=torch.float32)
         self.autocast = launch.autocast(cfg.precision)
         self.budget = cfg.max_batch_tokens or launch.default_batch_tokens()
+        self.layout = tm.layout
         # FSDP averages gradients over the processes; the step's loss is a sum over its pairs.
         self.grad_scale = launch.world if launch.sharded else 1
 
@@ -228,17 +229,17 @@ class _Loop:
     def _accumulate_gradients(self, step: list[int], window: _Window) -> None:
         """Forward and backward of this process's share of one optimizer step, micro-batch by micro-batch."""
         cfg, launch = self.cfg, self.launch
-        mine = micro_batches(shard(step, launch.rank, launch.world), self.plan.lengths, self.budget)
+        mine = self.layout.micro_batches(shard(step, launch.rank, launch.world), self.pairs, self.budget)
         for mb, real in launch.lockstep(mine, step[:1]):
-            batch = [self.pairs[i] for i in mb]
-            r_c, r_r, padded = batch_rewards(self.tm.rm, batch, self.autocast, self.tm.root)
+            done = batch_rewards(self.tm.rm, [self.pairs[i] for i in mb], self.autocast, self.tm.root, self.layout)
+            r_c, r_r = done.chosen, done.rejected
             margin = self.margins[mb].to(r_c.device) * cfg.margin_scale if cfg.use_margin else None
             per_pair = pair_loss(r_c, r_r, margin=margin, center_coef=cfg.center_rewards_coef, loss=cfg.loss)
             loss = (per_pair * self.weights[mb].to(r_c.device)).sum() / len(step) * self.grad_scale
             (loss if real else loss * 0.0).backward()
             if real:
                 with torch.no_grad():
-                    window.add(per_pair, r_c, r_r, batch, padded)
+                    window.add(per_pair, done)
 
     def _optimizer_step(self) -> float | None:
         """Sum the gradients over the processes, clip, step; return the gradient norm before clipping."""

@@ -7,6 +7,7 @@ process writes files and logs. Each stage lives in its own module:
 * ``run_dir``     RUN_DIR's settings check for resuming, config.json, versions.json, data.json
 * ``model_setup`` the model: load, what to train, dropout, checkpointing, sharding
 * ``data``        pools -> encoded train/held-out pairs
+* ``layout``      padded, packed or shared-prefix micro-batches (``--packing``, ``--shared-prefix``)
 * ``steps``       the step plan, optimizer, resuming, and the optimizer steps
 * ``evaluation``  the no-grad lock-step forward of the held-out evaluation and reward statistics
 * ``finalize``    final evaluation, summary.json and RUN_DIR/model
@@ -25,6 +26,7 @@ from .config import TrainConfig
 from .data import load_training_pairs
 from .evaluation import evaluate, reward_stats
 from .finalize import finalize
+from .layout import choose_layout
 from .launch import start
 from .metrics_log import MetricsLog
 from .model_setup import prepare_model
@@ -55,6 +57,7 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     data = load_training_pairs(cfg, tm.rm, records)
     if launch.main:
         write_data_report(cfg, data, tm.rm.policy)
+    tm.layout = choose_layout(cfg, tm.rm, data.train, main=launch.main)
 
     plan = StepPlan.for_pairs(data.train, cfg)
     optimizer, scheduler = make_optimizer(tm, cfg, plan)
@@ -62,7 +65,8 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
     log = MetricsLog(Path(cfg.run_dir), main=launch.main, resumed_at=progress.step if checkpoint else None,
                      tensorboard=cfg.tensorboard)
     # Forward only, so the scoring default budget rather than the training one.
-    forward = dict(autocast=launch.autocast(cfg.precision), max_batch_tokens=launch.default_batch_tokens(), root=tm.root)
+    forward = dict(autocast=launch.autocast(cfg.precision), max_batch_tokens=launch.default_batch_tokens(), root=tm.root,
+                   layout=tm.layout)
     held_out = partial(evaluate, tm.rm, data.eval, launch.accelerator, **forward)
     loop = run_steps(cfg, launch, tm, data, plan, optimizer, scheduler, progress, log, held_out)
 
