@@ -25,6 +25,7 @@ class TrainModel:
     root: nn.Module | None  # the FSDP root when sharded, else None
     params: list[torch.nn.Parameter]  # the trainable parameters, in a fixed order
     layout: Layout = PADDED  # how micro-batches are laid out (chosen once the training pairs are known)
+    engine: object = None  # the DeepSpeed engine around the model under a ZeRO launch (made with the optimizer)
 
     @property
     def model(self):

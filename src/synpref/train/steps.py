@@ -105,7 +105,7 @@ def resume(launch, checkpoint: Path | None, tm: TrainModel, optimizer, scheduler
     if checkpoint is None:
         return Progress()
     state = ckpt.load_checkpoint(launch.accelerator, checkpoint, model=tm.model, optimizer=optimizer, scheduler=scheduler,
-                                 sharded_root=tm.root)
+                                 sharded_root=tm.root, engine=tm.engine)
     progress = Progress(state["step"], state.get("pairs_seen", 0), checkpoint, state.get("metrics_window"))
     if launch.main:
         print(f"synpref train: resuming from {checkpoint} (step {progress.step}/{plan.total_steps})", file=sys.stderr)
@@ -186,8 +186,9 @@ class _Loop:
         self.autocast = launch.autocast(cfg.precision)
         self.budget = cfg.max_batch_tokens or launch.default_batch_tokens()
         self.layout = tm.layout
-        # FSDP averages gradients over the processes; the step's loss is a sum over its pairs.
-        self.grad_scale = launch.world if launch.sharded else 1
+        # FSDP and DeepSpeed average gradients over the processes; the step's loss is a sum over its pairs.
+        self.grad_scale = launch.world if launch.collective_backward else 1
+        self.engine = tm.engine
 
     def run(self, progress: Progress, log: MetricsLog, evaluate: Callable[[], dict]) -> LoopTimes:
         cfg, plan = self.cfg, self.plan
@@ -230,19 +231,31 @@ class _Loop:
         """Forward and backward of this process's share of one optimizer step, micro-batch by micro-batch."""
         cfg, launch = self.cfg, self.launch
         mine = self.layout.micro_batches(shard(step, launch.rank, launch.world), self.pairs, self.budget)
-        for mb, real in launch.lockstep(mine, step[:1]):
+        runs = launch.lockstep(mine, step[:1])
+        for k, (mb, real) in enumerate(runs):
+            if self.engine is not None:  # DeepSpeed: the step's last micro-batch is the accumulation boundary
+                self.engine.set_gradient_accumulation_boundary(k == len(runs) - 1)
             done = batch_rewards(self.tm.rm, [self.pairs[i] for i in mb], self.autocast, self.tm.root, self.layout)
             r_c, r_r = done.chosen, done.rejected
             margin = self.margins[mb].to(r_c.device) * cfg.margin_scale if cfg.use_margin else None
             per_pair = pair_loss(r_c, r_r, margin=margin, center_coef=cfg.center_rewards_coef, loss=cfg.loss)
             loss = (per_pair * self.weights[mb].to(r_c.device)).sum() / len(step) * self.grad_scale
-            (loss if real else loss * 0.0).backward()
+            loss = loss if real else loss * 0.0
+            if self.engine is not None:
+                self.engine.backward(loss)
+            else:
+                loss.backward()
             if real:
                 with torch.no_grad():
                     window.add(per_pair, done)
 
     def _optimizer_step(self) -> float | None:
         """Sum the gradients over the processes, clip, step; return the gradient norm before clipping."""
+        if self.engine is not None:  # DeepSpeed reduces, clips (gradient_clipping) and steps
+            self.engine.step()
+            self.scheduler.step()
+            norm = self.engine.get_global_grad_norm() if self.cfg.max_grad_norm else None
+            return None if norm is None else float(norm)
         params = self.tm.params
         if not self.launch.sharded:
             self.launch.allreduce_grads(params)
@@ -260,6 +273,7 @@ class _Loop:
         metrics_window = window.saved(self.launch)  # collective, like the checkpoint itself
         ckpt.save_checkpoint(self.launch.accelerator, self.cfg.run_dir, step=progress.step, model=self.tm.model,
                              optimizer=self.optimizer, scheduler=self.scheduler, sharded_root=self.tm.root,
+                             engine=self.engine,
                              trainer_state={"epoch": epoch, "position": pos + 1, "pairs_seen": progress.pairs_seen,
                                             "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
                                             "metrics_window": metrics_window})

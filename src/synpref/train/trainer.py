@@ -3,7 +3,7 @@
 Call it in one process, or in every process of ``accelerate launch``; only the main
 process writes files and logs. Each stage lives in its own module:
 
-* ``launch``      the processes: accelerate, the device, FSDP or data parallelism
+* ``launch``      the processes: accelerate, the device, FSDP, DeepSpeed ZeRO (``zero``) or data parallelism
 * ``run_dir``     RUN_DIR's settings check for resuming, config.json, versions.json, data.json
 * ``model_setup`` the model: load, what to train, dropout, checkpointing, sharding
 * ``data``        pools -> encoded train/held-out pairs
@@ -61,6 +61,10 @@ def train(config: TrainConfig | dict, *, records: Iterable[Record] | None = None
 
     plan = StepPlan.for_pairs(data.train, cfg)
     optimizer, scheduler = make_optimizer(tm, cfg, plan)
+    if launch.zero is not None:
+        from .zero import prepare_engine
+
+        tm.engine = prepare_engine(launch.accelerator, tm.model, optimizer, cfg.max_grad_norm)
     progress = resume(launch, checkpoint, tm, optimizer, scheduler, plan)
     log = MetricsLog(Path(cfg.run_dir), main=launch.main, resumed_at=progress.step if checkpoint else None,
                      tensorboard=cfg.tensorboard)
