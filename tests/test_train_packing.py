@@ -200,3 +200,18 @@ def test_auto_rules_and_refusals(tiny_llama_dir, tiny_bert_dir, capsys):
         layout(bert, long_prefix, shared_prefix="on")
     with pytest.raises(ValueError, match="packing"):
         TrainConfig(packing="yes")
+
+
+def test_models_packing_cannot_read_exactly_are_named():
+    from transformers import BertConfig, BertForSequenceClassification, MistralConfig, MistralForSequenceClassification
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    from synpref.model.reward_model import layout_unsupported
+
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=100, num_labels=1)
+    mistral = MistralForSequenceClassification(MistralConfig(**small, num_key_value_heads=2, sliding_window=16))
+    assert "sliding-window attention" in layout_unsupported(mistral)
+    roberta = RobertaForSequenceClassification(RobertaConfig(**small))
+    assert "neither" in layout_unsupported(roberta)  # its positions start after the padding index: not packed
+    bert = BertForSequenceClassification(BertConfig(**small))
+    assert layout_unsupported(bert) is None and "not a causal decoder" in layout_unsupported(bert, shared_prefix=True)

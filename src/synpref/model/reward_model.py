@@ -320,6 +320,9 @@ def layout_unsupported(model, *, shared_prefix: bool = False) -> str | None:
     """
     base = _base(model)
     name, implementation = type(base).__name__, base.config._attn_implementation
+    if _sliding_window(base.config) and implementation in MASKED_ATTENTION:
+        return (f"{name} has sliding-window attention, which synpref's packing masks do not express; packing needs "
+                "flash_attention_2 for it")
     if _score_head(model) is not None:
         if shared_prefix and implementation not in MASKED_ATTENTION:
             return (f"{name} runs {implementation} attention, which takes no attention mask; a shared prefix needs one "
@@ -335,6 +338,13 @@ def layout_unsupported(model, *, shared_prefix: bool = False) -> str | None:
     if implementation not in ("sdpa", "eager"):
         return f"{name} runs {implementation} attention; synpref packs encoders under sdpa or eager attention"
     return None
+
+
+def _sliding_window(config) -> bool:
+    """Whether some layer attends within a sliding window (Mistral, Gemma 2/3, Qwen with use_sliding_window)."""
+    if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return True
+    return bool(getattr(config, "sliding_window", None)) and getattr(config, "use_sliding_window", True) is not False
 
 
 def _layout_rewards(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
