@@ -172,7 +172,7 @@ class RewardModel:
     @property
     def reads_first_token(self) -> bool:
         """Whether the reward is read at a sequence's first token (encoders: [CLS]) rather than its last (decoders)."""
-        return _score_head(self.model) is None
+        return not reads_last_token(self.model)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Rewards for a collated batch (padded, or a layout of :mod:`synpref.model.packing`), shape (sequences,).
@@ -318,7 +318,7 @@ def layout_unsupported(model, *, shared_prefix: bool = False) -> str | None:
     through the pooler and classifier) under SDPA or eager attention. A shared prefix
     needs a causal backbone: an encoder's prefix tokens see the response.
     """
-    base = _base(model)
+    base = unwrapped(model)
     name, implementation = type(base).__name__, base.config._attn_implementation
     if _sliding_window(base.config) and implementation in MASKED_ATTENTION:
         return (f"{name} has sliding-window attention, which synpref's packing masks do not express; packing needs "
@@ -354,7 +354,7 @@ def _layout_rewards(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         head = _first_token_head(model)
     backbone = _backbone(model)
     dtype = next(backbone.parameters()).dtype
-    mask = attention_for(batch, _base(model).config._attn_implementation, causal=causal, dtype=dtype)
+    mask = attention_for(batch, unwrapped(model).config._attn_implementation, causal=causal, dtype=dtype)
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "position_ids", "token_type_ids")}
     hidden = backbone(**inputs, attention_mask=mask).last_hidden_state
     rows, cols = batch["reward_index"].unbind(1)
@@ -363,7 +363,7 @@ def _layout_rewards(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def _first_token_head(model):
     """For BERT classifiers: the head on [CLS] states, shape (n, hidden) -> (n, 1), as the classifier applies it."""
-    base = _base(model)
+    base = unwrapped(model)
     backbone = _backbone(model)
     if type(base).__name__ != "BertForSequenceClassification" or getattr(backbone, "pooler", None) is None:
         return None
@@ -388,15 +388,22 @@ class RewardPooling(torch.nn.Module):
         return rewards_of(self.model, batch)
 
 
-def _base(model):
+def unwrapped(model):
+    """The classifier itself (inside a peft wrapper)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+
+def reads_last_token(model) -> bool:
+    """Whether rewards are read at a sequence's last token by a ``score`` head (decoder classifiers)."""
+    return _score_head(model) is not None
+
+
 def _score_head(model):
-    head = getattr(_base(model), "score", None)
+    head = getattr(unwrapped(model), "score", None)
     return head if isinstance(head, torch.nn.Module) else None
 
 
 def _backbone(model):
-    base = _base(model)
+    base = unwrapped(model)
     return getattr(base, base.base_model_prefix)

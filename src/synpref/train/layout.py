@@ -79,10 +79,10 @@ def choose_layout(cfg, rm, pairs: Sequence[EncodedPair], *, main: bool = True) -
     ``pairs``: the training pairs, for the shared-prefix saving. Raises ValueError naming
     the option when ``on`` cannot be done; the main process says which layout it chose.
     """
-    from ..model.reward_model import layout_unsupported
+    from ..model.reward_model import layout_unsupported, unwrapped
 
     model = rm.model
-    implementation = _base(model).config._attn_implementation
+    implementation = unwrapped(model).config._attn_implementation
     flash = implementation.startswith("flash")
     why_not_packed = layout_unsupported(model)
     why_not_shared = layout_unsupported(model, shared_prefix=True)
@@ -111,11 +111,11 @@ def choose_layout(cfg, rm, pairs: Sequence[EncodedPair], *, main: bool = True) -
 def use_flash_attention(cfg, model, device, bf16: bool) -> bool:
     """Switch a decoder to FlashAttention-2 for packing (``cfg.packing`` not off, no shared prefix asked, a CUDA
     device, bf16, flash-attn installed); return whether it did. Call it before sharding or LoRA."""
-    from ..model.reward_model import layout_unsupported
+    from ..model.reward_model import layout_unsupported, reads_last_token, unwrapped
 
-    base = _base(model)
+    base = unwrapped(model)
     wanted = cfg.packing != "off" and cfg.shared_prefix != "on" and device.type == "cuda" and bf16
-    if not (wanted and importlib.util.find_spec("flash_attn") is not None and getattr(base, "score", None) is not None
+    if not (wanted and importlib.util.find_spec("flash_attn") is not None and reads_last_token(model)
             and base.config._attn_implementation in ("sdpa", "eager") and layout_unsupported(model) is None):
         return False
     base.set_attn_implementation("flash_attention_2")
@@ -126,7 +126,3 @@ def prefix_saving(pairs: Sequence[EncodedPair]) -> float:
     """Fraction of the pairs' tokens the shared prefix computes once instead of twice."""
     total = sum(len(p.chosen) + len(p.rejected) for p in pairs)
     return sum(p.shared_prefix for p in pairs) / max(1, total)
-
-
-def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model

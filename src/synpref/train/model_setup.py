@@ -106,7 +106,9 @@ def enable_checkpointing(model) -> None:
 
 
 def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    from ..model.reward_model import unwrapped
+
+    return unwrapped(model)
 
 
 def find_layer_list(model) -> tuple[str, nn.ModuleList]:
