@@ -14,6 +14,7 @@ trained models scored by ``RewardModel.score`` (identical scoring).
     python bench/train_throughput.py                # 400 train pairs, 200 held out
     python bench/train_throughput.py --quick        # 32 + 32 pairs, smoke run
     python bench/train_throughput.py --pairs 200 --heldout 100
+    python bench/train_throughput.py --packing off,on   # synpref padded and packed, each against TRL
 
 Numbers are "on the shared sample", not leaderboard numbers.
 """
@@ -131,17 +132,18 @@ def heldout_accuracy(model_dir, held, *, zero_types=False) -> tuple[float, float
     return acc, margin
 
 
-def run_synpref(model_ref, train, workdir, args, precision):
+def run_synpref(model_ref, train, workdir, args, precision, packing="auto"):
     from synpref.train import TrainConfig, train as sp_train
 
-    cfg = TrainConfig(model=str(model_ref), run_dir=str(workdir / f"synpref-{precision}"), max_length=512,
+    cfg = TrainConfig(model=str(model_ref), run_dir=str(workdir / f"synpref-{precision}-{packing}"), max_length=512,
+                      packing=packing,
                       length_policy="truncate-left", pairs_per_step=args.pairs_per_step, epochs=1,
                       learning_rate=args.lr, scheduler="linear", warmup_steps=0, seed=42, eval_fraction=0.0,
                       precision=precision, max_batch_tokens=args.max_batch_tokens, progress=not args.no_progress,
                       log_every=1, tensorboard=False, reward_stats_pairs=200, num_threads=args.threads)
     t0 = time.time()
     s = sp_train(cfg, records=train)
-    return {"name": f"synpref ({precision})", "pairs": s["pairs_seen"], "loop_s": s["train_seconds"],
+    return {"name": f"synpref ({precision}, {s['layout']})", "pairs": s["pairs_seen"], "loop_s": s["train_seconds"],
             "total_s": time.time() - t0, "dir": s["model_dir"], "tokens": round(s["tokens_per_s"] * s["train_seconds"]), "dropped": s["data"]["pairs_dropped_length"],
             "truncated": s["data"]["pairs_truncated"], "steps": s["steps"]}
 
@@ -201,6 +203,8 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-bf16", action="store_true", help="skip the extra synpref bf16 line")
+    p.add_argument("--packing", default="auto", help="synpref --packing for its fp32 line; several, comma-separated "
+                   "(e.g. off,on), give one fp32 line each, the first one compared with TRL")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
@@ -230,10 +234,11 @@ def main(argv=None) -> int:
         work = Path(tmp)
         results.append(run_trl(model_ref, train, work, args))
         gc.collect()
-        results.append(run_synpref(model_ref, train, work, args, "fp32"))
-        gc.collect()
+        for packing in args.packing.split(","):
+            results.append(run_synpref(model_ref, train, work, args, "fp32", packing.strip()))
+            gc.collect()
         if not args.no_bf16 and bf16_supported(torch.device("cpu")):
-            results.append(run_synpref(model_ref, train, work, args, "bf16"))
+            results.append(run_synpref(model_ref, train, work, args, "bf16", args.packing.split(",")[0].strip()))
         for r in results:
             r["acc"], r["margin"] = heldout_accuracy(r["dir"], held)
         trl_res = results[0]
@@ -255,8 +260,13 @@ def main(argv=None) -> int:
     print(f"synpref dropped {sp['dropped']} pairs and truncated the context of {sp['truncated']} (truncate-left).")
     print(f"speed ratio synpref(fp32)/TRL(fp32), pairs/s in the training loop: {sp['pairs_per_s'] / trl_res['pairs_per_s']:.2f}x")
     print(f"  (real tokens/s, fairer since TRL drops the longest pairs: {sp['tokens_per_s'] / trl_res['tokens_per_s']:.2f}x)")
-    if len(results) > 2:
-        bf = results[2]
+    for other in results[2:]:
+        if "fp32" in other["name"]:
+            print(f"speed ratio {other['name']}/TRL(fp32): {other['pairs_per_s'] / trl_res['pairs_per_s']:.2f}x pairs/s, "
+                  f"{other['tokens_per_s'] / trl_res['tokens_per_s']:.2f}x tokens/s")
+    bf16_lines = [r for r in results[2:] if "bf16" in r["name"]]
+    if bf16_lines:
+        bf = bf16_lines[0]
         print(f"speed ratio synpref(bf16)/TRL(fp32): {bf['pairs_per_s'] / trl_res['pairs_per_s']:.2f}x pairs/s, "
               f"{bf['tokens_per_s'] / trl_res['tokens_per_s']:.2f}x tokens/s")
     print(f"held-out accuracy: TRL {trl_res['acc']:.3f} (scored with token_type_ids=0 as it trained: "

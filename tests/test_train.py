@@ -343,6 +343,49 @@ def test_gradient_checkpointing_gives_same_result(tiny_bert, tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
+# -- fine-tuning a released reward model -----------------------------------------------------
+def test_finetuning_a_trained_reward_model_keeps_its_head(tiny_llama, tmp_path, capfd):
+    """A checkpoint synpref trained, reloaded as the base of a new run: its head and reward scale are kept."""
+    from synpref.model import RewardModel
+
+    recs = synthetic_records(16)
+    first = tmp_path / "first"
+    train(_cfg(tiny_llama, first, max_steps=4, eval_fraction=0), records=synthetic_records(64, seed=1))
+    rc, rr = torch.tensor(RewardModel.from_pretrained(first / "model").score_pairs(recs)).T.double()
+    assert float((rc - rr).abs().mean()) > 1e-3, "the first run moved the rewards"
+    capfd.readouterr()
+    second = tmp_path / "second"  # lr=0: the logged loss is the loss of the rewards the run starts from
+    train(_cfg(str(first / "model"), second, max_steps=1, learning_rate=0.0, eval_fraction=0), records=recs)
+    err = capfd.readouterr().err
+    assert "keeps its trained reward head (score, num_labels=1), not re-initialised" in err
+    assert "its rewards had mean" in err and "new reward head" not in err
+    assert _metrics(second)[0]["loss"] == pytest.approx(float(torch.nn.functional.softplus(-(rc - rr)).mean()), rel=1e-5)
+    after = torch.tensor(RewardModel.from_pretrained(second / "model").score_pairs(recs)).T.double()
+    assert torch.allclose(after, torch.stack([rc, rr]), atol=1e-6)
+
+
+@pytest.mark.parametrize("base", ["two_labels", "bare_backbone"])
+def test_a_base_without_a_reward_head_gets_a_new_one(base, minilm_tokenizer, tmp_path, capfd):
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(1)
+    shape = dict(vocab_size=minilm_tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=512)
+    model = BertForSequenceClassification(BertConfig(**shape, num_labels=2)) if base == "two_labels" else BertModel(BertConfig(**shape))
+    path = _save_tiny(model, minilm_tokenizer, tmp_path / base)
+    capfd.readouterr()
+    train(_cfg(path, tmp_path / "run", max_steps=1, learning_rate=0.0, eval_fraction=0), records=synthetic_records(16))
+    err = capfd.readouterr().err
+    why = ("the checkpoint's head has num_labels=2, a reward model needs 1" if base == "two_labels"
+           else "the checkpoint has no sequence-classification head (classifier.bias, classifier.weight missing)")
+    assert f"new reward head (classifier), initialised from a fixed seed, because {why}" in err
+    saved, backbone = _weights(tmp_path / "run"), load_file(str(Path(path) / "model.safetensors"))
+    prefix = "bert." if base == "two_labels" else ""
+    for k in ("embeddings.word_embeddings.weight", "encoder.layer.1.output.dense.weight"):  # the backbone loaded
+        assert torch.equal(saved["bert." + k], backbone[prefix + k]), k
+    assert saved["classifier.weight"].shape == (1, 32)
+
+
 # -- kill -9 and resume ----------------------------------------------------------------------
 RESUME_SCRIPT = textwrap.dedent(
     """
@@ -371,7 +414,7 @@ RESUME_SCRIPT = textwrap.dedent(
         torch.optim.AdamW.step = step
     cfg = TrainConfig(model=sys.argv[1], run_dir=sys.argv[2], pairs_per_step=8, max_batch_tokens=512, epochs=2,
                       learning_rate=3e-3, eval_fraction=0.2, eval_every=3, save_every=4, progress=False,
-                      log_every=1, num_threads=1, precision="auto")
+                      log_every=3, num_threads=1, precision="auto")
     print("SUMMARY", train(cfg, records=synthetic_records(96)), flush=True)
     """
 )
@@ -413,9 +456,37 @@ def test_kill9_resume_equals_uninterrupted(tiny_bert, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert _metrics(run) == [] or [x["step"] for x in _metrics(run)] == [x["step"] for x in _metrics(straight)]
-    la = [x for x in _metrics(straight) if "loss" in x]
-    lb = [x for x in _metrics(run) if "loss" in x]
-    assert [x["loss"] for x in la] == pytest.approx([x["loss"] for x in lb], rel=1e-6)
+    # log_every=3, checkpoint at step 4: the step-6 line spans the resume and still averages steps 4-6
+    timing = ("pairs_per_s",)
+    assert [{k: v for k, v in x.items() if k not in timing} for x in _metrics(run)] == \
+        [{k: v for k, v in x.items() if k not in timing} for x in _metrics(straight)]
+
+    # Rerunning the finished run does nothing: no resume from its last checkpoint, the model stays as it is.
+    model_file = run / "model" / "model.safetensors"
+    written, metrics = model_file.stat().st_mtime_ns, _metrics(run)
+    again = subprocess.run([sys.executable, str(script), tiny_bert, str(run)], check=True, env=env, timeout=120,
+                           capture_output=True, text=True)
+    assert "is complete" in again.stderr and "resuming from" not in again.stderr
+    assert model_file.stat().st_mtime_ns == written and _metrics(run) == metrics
+
+
+def test_finished_run_is_not_trained_again(tiny_bert, tmp_path, capfd):
+    recs = synthetic_records(48)
+    run = tmp_path / "run"
+    first = train(_cfg(tiny_bert, run, max_steps=3, eval_fraction=0), records=recs)
+    written = (run / "model" / "model.safetensors").stat().st_mtime_ns
+    capfd.readouterr()
+    again = train(_cfg(tiny_bert, run, max_steps=3, eval_fraction=0, progress=True), records=recs)  # a resumable change
+    err = capfd.readouterr().err
+    assert "is complete (3 steps" in err and "nothing to do" in err
+    assert again == json.loads((run / "summary.json").read_text()) and again["steps"] == first["steps"] == 3
+    assert (run / "model" / "model.safetensors").stat().st_mtime_ns == written
+    # other data or other settings: a new run, said so (there is no checkpoint to refuse)
+    train(_cfg(tiny_bert, run, max_steps=3, eval_fraction=0), records=recs[:40])
+    assert "finished run of other data" in capfd.readouterr().err
+    train(_cfg(tiny_bert, run, max_steps=2, eval_fraction=0), records=recs[:40])
+    assert "finished run of other settings (max_steps); training anew replaces it" in capfd.readouterr().err
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2
 
 
 # -- multi-process ----------------------------------------------------------------------------

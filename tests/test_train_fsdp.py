@@ -134,6 +134,16 @@ def test_fsdp_final_model_is_plain_transformers(arch, fsdp_run):
     assert rm.score(convs) == pytest.approx(expected, abs=1e-5)
 
 
+def test_fsdp_trains_packed_rows_like_padded_ones(fsdp_run, tiny_bert_dir, tmp_path):
+    """The packed layout goes through the FSDP root module (RewardPooling) like the padded one."""
+    packed = tmp_path / "packed"
+    _run(tmp_path, str(tiny_bert_dir), packed, {**ARCH_OPTIONS["bert"], "packing": "on"}, processes=2)
+    assert json.loads((packed / "summary.json").read_text())["layout"] == "packed"
+    for key in ("loss", "grad_norm", "eval_accuracy"):
+        padded = [x[key] for x in _metrics(fsdp_run("bert")) if key in x]
+        assert len(padded) >= 3 and [x[key] for x in _metrics(packed) if key in x] == pytest.approx(padded, rel=1e-4), key
+
+
 def test_fsdp_stopped_run_resumes_to_the_same_result(fsdp_run, tiny_bert_dir, tmp_path):
     model, run = str(tiny_bert_dir), tmp_path / "stopped"
     _run(tmp_path, model, run, ARCH_OPTIONS["bert"], processes=2, env={"STOP_AFTER_CHECKPOINT": "1"})
@@ -159,16 +169,9 @@ def test_fsdp_top_layers_freeze_the_rest(tiny_llama_dir, tmp_path):
     assert any(k.startswith("model.layers.1.") for k in changed) and any(k.startswith("score.") for k in changed)
 
 
-def test_deepspeed_and_unsupported_fsdp_options_are_refused(tmp_path, monkeypatch, tiny_bert_dir):
+def test_unsupported_fsdp_options_are_refused(monkeypatch):
+    """(DeepSpeed's refusals are in test_train_zero.py.)"""
     from synpref.train.sharding import check_compatible, fsdp_launch_options
-
-    for name in ("deepspeed_zero2.yaml", "deepspeed_zero3.yaml"):  # what `accelerate launch` turns into the variable
-        assert "distributed_type: DEEPSPEED" in (CONFIGS / name).read_text()
-    cfg = TrainConfig(model=str(tiny_bert_dir), run_dir=str(tmp_path / "ds"), max_steps=1, progress=False, num_threads=1)
-    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    with pytest.raises(NotImplementedError, match=r"DeepSpeed is not supported.*data parallelism.*FSDP"):
-        train(cfg, records=synthetic_records(8))
-    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
 
     assert fsdp_launch_options() is None
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")

@@ -46,6 +46,28 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int
     return batches
 
 
+def token_sum_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Group item indices, longest first, so that each batch's items hold at most ``max_tokens`` tokens together.
+
+    The rule for packed rows (items laid end to end, no padding). An item longer than
+    ``max_tokens`` gets a batch of its own. The result covers every index exactly once.
+    """
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if current and total + lengths[i] > max_tokens:
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += lengths[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
 def length_groups(lengths: Sequence[int], max_groups: int = 4, overhead_tokens: int = 64) -> list[list[int]]:
     """Split items into at most ``max_groups`` groups of similar length, minimising
     padded tokens plus ``overhead_tokens`` per group (the fixed cost of one more forward).

@@ -130,6 +130,12 @@ def _check_hub_model(ref: str) -> None:
                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {_known_names(ref)}") from None
 
 
+def is_gguf(reference: str | os.PathLike) -> bool:
+    """Whether ``reference`` (a path or a packaged short name) is a GGUF file."""
+    ref = str(reference)
+    return ref.endswith(".gguf") or (ref in PACKAGED_MODELS and PACKAGED_MODELS[ref][1] is not None)
+
+
 def resolve(reference: str | os.PathLike) -> str:
     """Return something ``from_pretrained`` accepts: a local dir or a hub id (see :func:`check_reference`)."""
     check_reference(reference)

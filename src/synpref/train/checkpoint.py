@@ -6,7 +6,9 @@ A checkpoint is ``RUN_DIR/checkpoints/checkpoint-<step>/`` holding
   model), optimizer and scheduler state (a sharded run gathers full tensors into
   it, so it is the same kind of file);
 * ``rng-<rank>.pt``: every process's Python, NumPy and torch RNG states;
-* ``trainer_state.json``: step, epoch, position in the epoch's step list.
+* ``trainer_state.json``: step, epoch, position in the epoch's step list;
+* ``zero/`` under DeepSpeed ZeRO: the engine's own checkpoint (each process's partition
+  of the optimizer state and master weights).
 
 Everything is written into ``checkpoints/.tmp-<step>`` first and the directory is
 renamed into place only when complete, so a ``kill -9`` at any moment leaves either
@@ -89,22 +91,26 @@ def clean_partial(run_dir: str | Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _training_state(accelerator, model, optimizer, sharded_root) -> tuple[dict, dict]:
-    """Trainable parameters and optimizer state, complete on the main process (collective when sharded)."""
+def _training_state(accelerator, model, optimizer, sharded_root, engine=None) -> tuple[dict, dict]:
+    """Trainable parameters and optimizer state, complete on the main process (collective when sharded).
+
+    Under DeepSpeed the optimizer state is the engine's (partitioned; saved by ``zero.save_engine``)."""
     if sharded_root is not None:
         from .sharding import full_state
 
         return full_state(sharded_root, optimizer, trainable_only=True)
     if not accelerator.is_main_process:
         return {}, {}
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}, optimizer.state_dict()
+    optimizer_state = {} if engine is not None else optimizer.state_dict()
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}, optimizer_state
 
 
 def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, scheduler, trainer_state: dict, keep: int = 1,
-                    sharded_root=None) -> Path:
+                    sharded_root=None, engine=None) -> Path:
     """Collective: every process calls it (each writes its RNG state).
 
-    ``sharded_root``: the FSDP root module when ``model`` is sharded (its state is gathered).
+    ``sharded_root``: the FSDP root module when ``model`` is sharded (its state is gathered);
+    ``engine``: the DeepSpeed engine under ZeRO (each process writes its partition).
     """
     root = checkpoints_dir(run_dir)
     tmp = root / f".tmp-{step}"
@@ -114,12 +120,16 @@ def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, schedu
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     _save(rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
-    trainable, optimizer_state = _training_state(accelerator, model, optimizer, sharded_root)
+    if engine is not None:
+        from .zero import save_engine
+
+        save_engine(engine, tmp)
+    trainable, optimizer_state = _training_state(accelerator, model, optimizer, sharded_root, engine)
     if accelerator.is_main_process:
         _save({"model": trainable, "optimizer": optimizer_state, "scheduler": scheduler.state_dict()}, tmp / STATE)
         with open(tmp / TRAINER_STATE, "w") as f:
             json.dump({**trainer_state, "step": step, "num_processes": accelerator.num_processes,
-                       "sharded": sharded_root is not None}, f, indent=2)
+                       "sharded": sharded_root is not None, "deepspeed": engine is not None}, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
     accelerator.wait_for_everyone()
@@ -138,10 +148,11 @@ def save_checkpoint(accelerator, run_dir, *, step: int, model, optimizer, schedu
     return final
 
 
-def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sharded_root=None) -> dict:
+def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sharded_root=None, engine=None) -> dict:
     """Restore model, optimizer, scheduler and this process's RNG; return the trainer state.
 
-    Collective when ``sharded_root`` is given (every process reads the full state and keeps its shard).
+    Collective when ``sharded_root`` is given (every process reads the full state and keeps its shard)
+    or ``engine`` (DeepSpeed: every process reads its partition).
     """
     trainer_state = json.loads((path / TRAINER_STATE).read_text())
     if trainer_state.get("num_processes", 1) != accelerator.num_processes:
@@ -153,6 +164,9 @@ def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sha
     if was_sharded != (sharded_root is not None):
         raise RuntimeError(f"{path} was written by {'an FSDP' if was_sharded else 'a data-parallel'} run; "
                            "resume it with the same kind of accelerate launch")
+    if trainer_state.get("deepspeed", False) != (engine is not None):
+        raise RuntimeError(f"{path} was written by {'a DeepSpeed' if engine is None else 'a non-DeepSpeed'} run; "
+                           "resume it with the same kind of accelerate launch")
     state = torch.load(path / STATE, map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in state["model"]]
@@ -162,6 +176,10 @@ def load_checkpoint(accelerator, path: Path, *, model, optimizer, scheduler, sha
         from .sharding import load_full_state
 
         load_full_state(sharded_root, optimizer, state["model"], state["optimizer"])
+    elif engine is not None:  # the module, the partitioned optimizer state and its float32 master weights
+        from .zero import load_engine
+
+        load_engine(engine, path)
     else:
         with torch.no_grad():
             for n, t in state["model"].items():

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from ..text import LENGTH_POLICIES
 
+LAYOUT_CHOICES = ("auto", "on", "off")  # packing and shared_prefix (synpref.train.layout)
+
 
 def _f(default, help: str, **kw):
     if isinstance(default, (list, dict)):
@@ -56,9 +58,18 @@ class TrainConfig:
     epochs: float = _f(1.0, "Number of passes over the training pairs (may be fractional).")
     max_steps: int = _f(0, "Stop after this many optimizer steps (0: run the epochs).")
     pairs_per_step: int = _f(32, "Pairs per optimizer step, over all processes (gradient accumulation over micro-batches).")
-    max_batch_tokens: int = _f(0, "Token budget of one micro-batch, counting the padded chosen AND rejected sequences "
-                               "(0: auto, 2048 on CPU where small backward passes are fastest, 16384 on GPU).")
+    max_batch_tokens: int = _f(0, "Token budget of one micro-batch, counting every token forwarded: the padded chosen AND "
+                               "rejected sequences, or the packed rows (0: auto, 2048 on CPU where small backward passes "
+                               "are fastest, 16384 on GPU).")
     group_by_length_window: int = _f(50, "Length grouping window, in steps (1: no length grouping).")
+    packing: str = _f("auto", "Padding-free micro-batches: on packs the chosen and rejected sequences of a micro-batch into "
+                      "one row, kept apart by the attention (FlashAttention-2 varlen where flash-attn is installed on a "
+                      "GPU with bf16, else a block-diagonal mask); off pads them (in up to four length groups); auto is "
+                      "on where the backbone runs FlashAttention-2 (no padding, no extra attention), off elsewhere (a "
+                      "masked row attends over the whole row). Decoders and BERT encoders; exact either way.")
+    shared_prefix: str = _f("auto", "Causal backbones: compute the tokens a pair's chosen and rejected sequences share (the "
+                            "prompt) once; each response attends to it and not to the other (exact): on | off | auto (on "
+                            "under masked attention when it saves at least 25% of the pairs' tokens).")
     learning_rate: float = _f(2e-5, "Peak learning rate (AdamW).")
     head_learning_rate: float | None = _f(None, "Learning rate of the reward head (default: learning_rate).")
     weight_decay: float = _f(0.0, "AdamW weight decay (not applied to biases and norms).")
@@ -112,6 +123,8 @@ class TrainConfig:
             "eval_fraction": 0.0 <= self.eval_fraction < 1.0,
             "train_top_layers": self.train_top_layers >= 0,
             "group_by_length_window": self.group_by_length_window >= 1,
+            "packing": self.packing in LAYOUT_CHOICES,
+            "shared_prefix": self.shared_prefix in LAYOUT_CHOICES,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -34,6 +35,13 @@ class EncodedPair:
     def length(self) -> int:
         """Padded length of the pair in a batch (both sides pad to the longer)."""
         return max(len(self.chosen), len(self.rejected))
+
+    @cached_property
+    def shared_prefix(self) -> int:
+        """Leading tokens chosen and rejected have in common (each keeps at least one of its own)."""
+        from ..model.packing import shared_prefix_length
+
+        return shared_prefix_length(self.chosen, self.rejected)
 
 
 @dataclass
@@ -58,6 +66,19 @@ def is_eval_prompt(prompt_id: str, eval_fraction: float) -> bool:
         return False
     bucket = int(hashlib.sha256(("synpref-split|" + prompt_id).encode()).hexdigest()[:12], 16) / float(1 << 48)
     return bucket < eval_fraction
+
+
+def source_checksums(paths: Sequence[str | Path] | None, records: Sequence[Record] | None = None) -> list[dict]:
+    """Path and sha256 of every pool file of ``paths`` (or the checksum of in-memory ``records``), as data.json
+    lists them, without reading the records."""
+    from ..store.pool import pool_files
+
+    if records is not None:
+        return [{"path": IN_MEMORY, "sha256": records_checksum(records)}]
+    return [{"path": str(Path(f).resolve()), "sha256": sha256_file(f)} for p in paths or [] for f in pool_files(p)]
+
+
+IN_MEMORY = "<in-memory records>"
 
 
 def read_pools_with_checksums(paths: Sequence[str | Path]) -> tuple[list[Record], list[dict]]:
@@ -131,7 +152,7 @@ def load_training_pairs(cfg, rm, records: Iterable[Record] | None = None) -> Pai
         recs, sources = read_pools_with_checksums(cfg.data)
     else:
         recs = list(records)
-        sources = [{"path": "<in-memory records>", "sha256": records_checksum(recs), "records": len(recs)}]
+        sources = [{"path": IN_MEMORY, "sha256": records_checksum(recs), "records": len(recs)}]
     if cfg.progress and _main_process():
         from tqdm.auto import tqdm
 

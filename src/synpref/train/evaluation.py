@@ -4,46 +4,63 @@ lock-step pass that both the held-out evaluation and the final reward statistics
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..batching import length_groups
-from .data import EncodedPair, micro_batches
+from .data import EncodedPair
+from .layout import PADDED, Layout
 from .launch import lockstep, sum_across
 from .losses import pair_loss
 
 
-def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward
-    pass), and the padded tokens that took.
+@dataclass
+class Forwarded:
+    """The rewards of a micro-batch's pairs, and the token positions the forward computed."""
 
-    The 2n sequences are forwarded in a few groups of similar length rather than padded to
-    one common length (rewards do not depend on the batch, so only the padding changes).
+    chosen: torch.Tensor
+    rejected: torch.Tensor
+    positions: int  # every position forwarded, padding included
+    tokens: int  # the real tokens among them (a shared prefix counts once)
+
+
+def batch_rewards(rm, pairs: Sequence[EncodedPair], autocast, root=None, layout: Layout = PADDED) -> Forwarded:
+    """Rewards of the chosen and rejected sequences of a micro-batch (for one backward pass).
+
+    Padded, the 2n sequences are forwarded in a few groups of similar length rather than
+    padded to one common length (rewards do not depend on the batch, so only the padding
+    changes); packed or with a shared prefix, in the layout's rows (see ``layout.py``).
     ``root``: the FSDP root of a sharded model; every forward is then a collective, so a
     micro-batch is one forward on every process.
     """
-    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     if root is None:
-        groups, forward = length_groups([len(s) for s in seqs]), rm.forward
+        forward = rm.forward
     else:
-        groups = [list(range(len(seqs)))]
         forward = lambda batch: root({k: v.to(rm.device) for k, v in batch.items()})  # noqa: E731
+    n = len(pairs)
+    if layout != PADDED:
+        batch = layout.collate(rm, pairs)
+        with autocast():
+            rewards = forward(batch)
+        return Forwarded(rewards[:n], rewards[n:], batch["input_ids"].numel(), int((batch["segment_ids"] >= 0).sum()))
+    seqs = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    groups = length_groups([len(s) for s in seqs]) if root is None else [list(range(len(seqs)))]
     parts = []
     with autocast():
         for group in groups:
             parts.append(forward(rm.collate([seqs[i] for i in group])))
     order = torch.tensor([i for group in groups for i in group])
     rewards = torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to input order
-    n = len(pairs)
     padded = sum(len(group) * max(len(seqs[i]) for i in group) for group in groups)
-    return rewards[:n], rewards[n:], padded
+    return Forwarded(rewards[:n], rewards[n:], padded, sum(len(s) for s in seqs))
 
 
 @torch.no_grad()
 def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], accelerator, *, autocast,
-                  max_batch_tokens: int, root=None, desc: str | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  max_batch_tokens: int, root=None, layout: Layout = PADDED, desc: str | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(chosen rewards, rejected rewards) of each micro-batch of ``pairs[indices]``, in eval mode.
 
     ``indices`` is this process's share; sharded (``root`` given), every process runs
@@ -53,17 +70,17 @@ def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], acce
     """
     was_training = rm.model.training
     rm.model.eval()
-    lengths = [p.length for p in pairs]
     out = []
     bar = None
     if desc is not None:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(indices), desc=desc, unit="pair", dynamic_ncols=True, leave=False)
-    for mb, real in lockstep(micro_batches(indices, lengths, max_batch_tokens), [0], accelerator, root is not None):
-        r_c, r_r, _ = batch_rewards(rm, [pairs[i] for i in mb], autocast, root)
+    batches = layout.micro_batches(indices, pairs, max_batch_tokens)
+    for mb, real in lockstep(batches, [0], accelerator, root is not None):
+        done = batch_rewards(rm, [pairs[i] for i in mb], autocast, root, layout)
         if real:
-            out.append((r_c, r_r))
+            out.append((done.chosen, done.rejected))
             if bar is not None:
                 bar.update(len(mb))
     if bar is not None:
@@ -74,14 +91,15 @@ def forward_pairs(rm, pairs: Sequence[EncodedPair], indices: Sequence[int], acce
 
 
 def evaluate(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, root=None,
-             progress: bool = False) -> dict:
+             layout: Layout = PADDED, progress: bool = False) -> dict:
     """Held-out accuracy (ties count as wrong), mean margin and loss, over all processes.
 
-    ``root``: the FSDP root module when the model is sharded; ``progress``: a progress bar."""
+    ``root``: the FSDP root module when the model is sharded; ``layout``: the micro-batches' layout;
+    ``progress``: a progress bar."""
     mine = list(range(accelerator.process_index, len(pairs), accelerator.num_processes))
     correct = margin = loss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root, desc="held-out evaluation" if progress else None):
+                                  root=root, layout=layout, desc="held-out evaluation" if progress else None):
         diff = (r_c - r_r).double()
         correct += float((diff > 0).sum())
         margin += float(diff.sum())
@@ -100,11 +118,11 @@ def reward_stats_sample_size(available: int, limit: int, trained: int | None) ->
 
 
 def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max_batch_tokens: int, limit: int, seed: int,
-                 root=None, trained: int | None = None, progress: bool = False) -> dict:
+                 root=None, layout: Layout = PADDED, trained: int | None = None, progress: bool = False) -> dict:
     """Mean and std of the model's rewards on a seeded sample of the training pairs.
 
     The sample has :func:`reward_stats_sample_size` pairs (``trained``: the pairs the run
-    trained on); ``progress``: a progress bar."""
+    trained on); ``layout``: the micro-batches' layout; ``progress``: a progress bar."""
     idx = list(range(len(pairs)))
     size = reward_stats_sample_size(len(idx), limit, trained)
     if size < len(idx):
@@ -112,7 +130,7 @@ def reward_stats(rm, pairs: Sequence[EncodedPair], accelerator, *, autocast, max
     mine = idx[accelerator.process_index :: accelerator.num_processes]
     s = ss = 0.0
     for r_c, r_r in forward_pairs(rm, pairs, mine, accelerator, autocast=autocast, max_batch_tokens=max_batch_tokens,
-                                  root=root, desc="reward statistics" if progress else None):
+                                  root=root, layout=layout, desc="reward statistics" if progress else None):
         r = torch.cat([r_c, r_r]).double()
         s += float(r.sum())
         ss += float((r * r).sum())

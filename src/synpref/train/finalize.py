@@ -52,6 +52,7 @@ def finalize(cfg: TrainConfig, launch, tm: TrainModel, data: PairData, plan: Ste
         "num_processes": launch.world,
         "fsdp": launch.sharded,
         "threads_per_process": torch.get_num_threads(),
+        "layout": tm.layout.name,
         "precision": cfg.precision,
         "bf16": uses_bf16(launch.device, cfg.precision),
         "data": data.counts,

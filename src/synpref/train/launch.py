@@ -4,7 +4,9 @@ Works in one process or in each process of ``accelerate launch``. Data-parallel
 (DDP-style): every process holds the whole model, takes its share of each optimizer
 step's pairs, and the gradients are summed across processes before the step.
 Sharded (an accelerate config with ``distributed_type: FSDP``): the same split of the
-pairs, but the model is sharded with FSDP2 (see ``sharding.py``).
+pairs, but the model is sharded with FSDP2 (see ``sharding.py``). DeepSpeed ZeRO 1-2
+(``distributed_type: DEEPSPEED``): the same split, the optimizer state (and gradients)
+partitioned by DeepSpeed's engine (see ``zero.py``).
 
 The device is accelerate's. ``TrainConfig.device`` (``--device``) can move a
 single-process run to another device (``cpu``, ``cuda:1``) and a multi-process run to
@@ -25,9 +27,11 @@ import torch
 from ..batching import default_batch_tokens
 from .config import TrainConfig
 from .sharding import FSDPOptions, check_compatible, fsdp_launch_options, max_across
+from .zero import ZeroOptions, fix_cpu_process_count, zero_launch_options
 
-SUPPORTED = ("synpref's trainer supports data parallelism (configs/accelerate/multi_gpu_ddp.yaml, cpu_2proc_gloo.yaml) "
-             "and FSDP (configs/accelerate/fsdp.yaml, cpu_2proc_fsdp.yaml)")
+SUPPORTED = ("synpref's trainer supports data parallelism (configs/accelerate/multi_gpu_ddp.yaml, cpu_2proc_gloo.yaml), "
+             "FSDP (configs/accelerate/fsdp.yaml, cpu_2proc_fsdp.yaml) and DeepSpeed ZeRO stages 1-2 "
+             "(configs/accelerate/deepspeed_zero1.yaml, deepspeed_zero2.yaml)")
 
 
 @dataclass
@@ -37,6 +41,13 @@ class Launch:
     accelerator: object
     fsdp: FSDPOptions | None
     sharded: bool  # FSDP over several processes (one process: nothing to shard)
+    zero: ZeroOptions | None = None  # DeepSpeed ZeRO (see zero.py)
+
+    @property
+    def collective_backward(self) -> bool:
+        """Every forward or backward pass is a collective (FSDP; ZeRO-2 reduces in the backward pass), and the
+        gradients come back averaged over the processes."""
+        return self.sharded or (self.zero is not None and self.world > 1)
 
     @property
     def device(self) -> torch.device:
@@ -68,7 +79,7 @@ class Launch:
         return default_batch_tokens(self.device.type)
 
     def lockstep(self, batches: Iterable[list[int]], filler: list[int]) -> list[tuple[list[int], bool]]:
-        return lockstep(batches, filler, self.accelerator, self.sharded)
+        return lockstep(batches, filler, self.accelerator, self.collective_backward)
 
     def sum(self, values: Sequence[float]) -> list[float]:
         return sum_across(self.accelerator, values)
@@ -91,15 +102,16 @@ def start(cfg: TrainConfig) -> Launch:
     """Start accelerate for this process; refuse launches the trainer does not support."""
     from accelerate.utils import DistributedType
 
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":  # before accelerate imports deepspeed
-        raise NotImplementedError(f"DeepSpeed is not supported: {SUPPORTED}.")
+    zero = zero_launch_options()  # before accelerate imports deepspeed: an unsupported ZeRO setting fails here
     fsdp = fsdp_launch_options()
-    accelerator = _accelerator(cfg.device)
+    accelerator = _accelerator(cfg.device, deepspeed=zero is not None)
+    if zero is not None:
+        fix_cpu_process_count(accelerator)
     if accelerator.distributed_type not in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU,
                                             DistributedType.MULTI_XPU, DistributedType.MULTI_NPU, DistributedType.MULTI_MLU,
-                                            DistributedType.FSDP):
+                                            DistributedType.FSDP, DistributedType.DEEPSPEED):
         raise NotImplementedError(f"{accelerator.distributed_type} is not supported: {SUPPORTED}.")
-    launch = Launch(accelerator, fsdp, sharded=fsdp is not None and accelerator.num_processes > 1)
+    launch = Launch(accelerator, fsdp, sharded=fsdp is not None and accelerator.num_processes > 1, zero=zero)
     if launch.sharded:
         check_compatible(cfg)
     torch.set_num_threads(_threads(cfg, accelerator))
@@ -107,8 +119,11 @@ def start(cfg: TrainConfig) -> Launch:
     return launch
 
 
-def _accelerator(device_flag: str | None):
-    """accelerate's Accelerator, on ``device_flag`` when one is given (see the module docstring)."""
+def _accelerator(device_flag: str | None, deepspeed: bool = False):
+    """accelerate's Accelerator, on ``device_flag`` when one is given (see the module docstring).
+
+    ``deepspeed``: a DeepSpeed launch, which accelerate runs only when not told to use the CPU (the engine then
+    runs on the CPU of a machine without GPUs by itself)."""
     from accelerate import Accelerator
 
     from ..model.device import DeviceError, resolve_device
@@ -121,7 +136,11 @@ def _accelerator(device_flag: str | None):
                           "GPUs with CUDA_VISIBLE_DEVICES or accelerate's --gpu_ids")
     if wanted is not None and wanted.type == "cuda" and wanted.index is not None:
         torch.cuda.set_device(wanted)  # one process: accelerate's device is plain "cuda", the current one
-    accelerator = Accelerator(cpu=_cpu_data_parallel() or (wanted is not None and wanted.type == "cpu"))
+    if deepspeed and wanted is not None and wanted.type == "cpu" and torch.cuda.is_available():
+        raise DeviceError(f"--device {device_flag}: a DeepSpeed launch trains on the GPUs; leave --device out, or launch "
+                          "with configs/accelerate/cpu_2proc_gloo.yaml for data parallelism on the CPU")
+    cpu = not deepspeed and (_cpu_data_parallel() or (wanted is not None and wanted.type == "cpu"))
+    accelerator = Accelerator(cpu=cpu)
     if wanted is not None and accelerator.device.type != wanted.type:
         raise DeviceError(f"--device {device_flag}: accelerate runs this launch on {accelerator.device}; pass --device "
                           f"{accelerator.device.type} or cpu, or leave --device out")

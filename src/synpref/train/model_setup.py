@@ -3,12 +3,14 @@ or LoRA adapters), dropout, activation checkpointing, and its placement over the
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .config import TrainConfig
+from .layout import PADDED, Layout
 
 
 @dataclass
@@ -22,6 +24,8 @@ class TrainModel:
     checkpointing: bool  # activation checkpointing is on
     root: nn.Module | None  # the FSDP root when sharded, else None
     params: list[torch.nn.Parameter]  # the trainable parameters, in a fixed order
+    layout: Layout = PADDED  # how micro-batches are laid out (chosen once the training pairs are known)
+    engine: object = None  # the DeepSpeed engine around the model under a ZeRO launch (made with the optimizer)
 
     @property
     def model(self):
@@ -48,6 +52,12 @@ def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
     model = rm.model
     base_class = type(model).__name__
     head_modules = {n.split(".")[0] for n in head_parameter_names(model)}
+    if launch.main:
+        print(f"synpref train: {head_origin(cfg.model, rm, head_modules)}", file=sys.stderr)
+    from ..model import uses_bf16
+    from .layout import use_flash_attention
+
+    use_flash_attention(cfg, model, launch.device, uses_bf16(launch.device, cfg.precision))
     info = set_trainable(model, freeze_backbone=cfg.freeze_backbone, top_layers=cfg.train_top_layers)
     if cfg.disable_dropout:
         disable_dropout(model)
@@ -72,6 +82,18 @@ def prepare_model(cfg: TrainConfig, launch) -> TrainModel:
     return TrainModel(rm, base_class, head_modules, info, checkpointing, root, params)
 
 
+def head_origin(reference: str, rm, head_modules: set[str]) -> str:
+    """One line on where the reward head of the model to train comes from."""
+    names = ", ".join(sorted(head_modules))
+    if rm.new_head is not None:
+        return f"{reference}: new reward head ({names}), initialised from a fixed seed, because {rm.new_head}"
+    scale = ""
+    if rm.meta.get("reward_std"):
+        scale = f"; its rewards had mean {rm.meta['reward_mean']:.4g} and std {rm.meta['reward_std']:.4g} on its training data"
+    return (f"{reference}: keeps its trained reward head ({names}, num_labels=1), not re-initialised: training starts "
+            f"from its rewards and their scale{scale}")
+
+
 def enable_checkpointing(model) -> None:
     """Activation checkpointing (non-reentrant), under either transformers name for it."""
     target = _base(model)
@@ -84,7 +106,9 @@ def enable_checkpointing(model) -> None:
 
 
 def _base(model):
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+    from ..model.reward_model import unwrapped
+
+    return unwrapped(model)
 
 
 def find_layer_list(model) -> tuple[str, nn.ModuleList]:

@@ -40,6 +40,40 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def changed_settings(previous: dict, cfg: TrainConfig) -> set[str]:
+    """The settings of ``cfg`` that differ from a previous run's config.json and that a checkpoint depends on."""
+    now = cfg.to_dict()
+    return {k for k in set(previous) | set(now) if previous.get(k) != now.get(k)} - RESUMABLE_CHANGES
+
+
+def finished_summary(cfg: TrainConfig, launch, records=None) -> dict | None:
+    """The summary of the finished run in RUN_DIR when it trained with these settings on this data, else None.
+
+    A finished run (RUN_DIR/model and summary.json written) of the same settings and data
+    has nothing left to do; one of other settings or data is trained anew (the checkpoint
+    check of :func:`prepare_run_dir` still refuses a checkpoint of other settings).
+    """
+    from .data import source_checksums
+
+    run_dir = Path(cfg.run_dir)
+    files = [run_dir / name for name in ("summary.json", "config.json", "data.json", "model/config.json")]
+    if not all(f.is_file() for f in files):
+        return None
+    diff = changed_settings(json.loads((run_dir / "config.json").read_text()), cfg)
+    previous = [{k: s.get(k) for k in ("path", "sha256")} for s in json.loads((run_dir / "data.json").read_text())["sources"]]
+    other_data = not diff and previous != source_checksums(cfg.data, records)
+    if diff or other_data:
+        if launch.main and ckpt.latest_checkpoint(run_dir) is None:
+            why = f"other settings ({', '.join(sorted(diff))})" if diff else "other data (see data.json)"
+            print(f"synpref train: {run_dir} holds a finished run of {why}; training anew replaces it", file=sys.stderr)
+        return None
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if launch.main:
+        print(f"synpref train: {run_dir} is complete ({summary.get('steps')} steps, model in {run_dir / 'model'}); "
+              "nothing to do (use another run_dir, or delete this one, to train again)", file=sys.stderr)
+    return summary
+
+
 def prepare_run_dir(cfg: TrainConfig, launch) -> Path | None:
     """Create RUN_DIR, record the settings; return the checkpoint to resume from (None: a fresh run).
 
@@ -48,8 +82,7 @@ def prepare_run_dir(cfg: TrainConfig, launch) -> Path | None:
     run_dir = Path(cfg.run_dir)
     old = run_dir / "config.json"
     if old.is_file() and ckpt.latest_checkpoint(run_dir) is not None:  # every process checks: no hang on error
-        prev = json.loads(old.read_text())
-        diff = {k for k in set(prev) | set(cfg.to_dict()) if prev.get(k) != cfg.to_dict().get(k)} - RESUMABLE_CHANGES
+        diff = changed_settings(json.loads(old.read_text()), cfg)
         if diff:
             raise ValueError(f"{run_dir} holds a checkpoint of a run with different settings ({', '.join(sorted(diff))}); "
                              "use another run_dir or delete it")

@@ -19,8 +19,8 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .data import EncodedPair, PairData, epoch_steps, micro_batches, shard
-from .evaluation import batch_rewards
+from .data import EncodedPair, PairData, epoch_steps, shard
+from .evaluation import Forwarded, batch_rewards
 from .losses import pair_loss
 from .metrics_log import MetricsLog
 from .model_setup import TrainModel, trainable_parameters
@@ -63,6 +63,7 @@ class Progress:
     step: int = 0
     pairs_seen: int = 0
     resumed_from: Path | None = None
+    window: dict | None = None  # the metrics sums of the checkpoint's unfinished log window (summed over processes)
 
 
 @dataclass
@@ -104,8 +105,8 @@ def resume(launch, checkpoint: Path | None, tm: TrainModel, optimizer, scheduler
     if checkpoint is None:
         return Progress()
     state = ckpt.load_checkpoint(launch.accelerator, checkpoint, model=tm.model, optimizer=optimizer, scheduler=scheduler,
-                                 sharded_root=tm.root)
-    progress = Progress(state["step"], state.get("pairs_seen", 0), checkpoint)
+                                 sharded_root=tm.root, engine=tm.engine)
+    progress = Progress(state["step"], state.get("pairs_seen", 0), checkpoint, state.get("metrics_window"))
     if launch.main:
         print(f"synpref train: resuming from {checkpoint} (step {progress.step}/{plan.total_steps})", file=sys.stderr)
     return progress
@@ -113,7 +114,12 @@ def resume(launch, checkpoint: Path | None, tm: TrainModel, optimizer, scheduler
 
 @dataclass
 class _Window:
-    """Training metrics summed since the last metrics line (this process's share)."""
+    """Training metrics summed since the last metrics line (this process's share).
+
+    A checkpoint saves the sums over all processes (``saved``) and a resumed run starts
+    its window from them on the main process (``restored``), so the first metrics line
+    after a resume averages the same steps as in an uninterrupted run.
+    """
 
     loss: float = 0.0
     correct: float = 0.0
@@ -123,14 +129,31 @@ class _Window:
     padded: float = 0.0
     started: float = field(default_factory=time.time)
 
-    def add(self, per_pair: torch.Tensor, r_c: torch.Tensor, r_r: torch.Tensor, pairs: list[EncodedPair], padded: int):
-        diff = (r_c - r_r).double()
+    SUMS = ("loss", "correct", "margin", "pairs", "tokens", "padded")
+
+    @classmethod
+    def restored(cls, saved: dict | None, main: bool) -> "_Window":
+        """The window a resumed run continues (``saved`` from the checkpoint; None: an empty one)."""
+        window = cls()
+        if saved and main:  # the other processes start from 0: the metrics line sums over the processes
+            for k in cls.SUMS:
+                setattr(window, k, float(saved[k]))
+            window.started -= float(saved["seconds"])
+        return window
+
+    def saved(self, launch) -> dict:
+        """The sums over all processes and the seconds the window has run (a collective)."""
+        totals = launch.sum([getattr(self, k) for k in self.SUMS])
+        return {**dict(zip(self.SUMS, totals)), "seconds": time.time() - self.started}
+
+    def add(self, per_pair: torch.Tensor, done: Forwarded):
+        diff = (done.chosen - done.rejected).double()
         self.loss += float(per_pair.detach().double().sum())
         self.correct += float((diff > 0).sum())
         self.margin += float(diff.sum())
-        self.pairs += len(pairs)
-        self.tokens += sum(len(p.chosen) + len(p.rejected) for p in pairs)
-        self.padded += padded
+        self.pairs += len(per_pair)
+        self.tokens += done.tokens
+        self.padded += done.positions
 
     def line(self, launch, step: int, plan: StepPlan, lr: float, pairs_seen: int, grad_norm: float | None) -> dict:
         """The metrics line over all processes (a collective)."""
@@ -162,8 +185,10 @@ class _Loop:
         self.weights = torch.tensor([p.weight for p in self.pairs], dtype=torch.float32)
         self.autocast = launch.autocast(cfg.precision)
         self.budget = cfg.max_batch_tokens or launch.default_batch_tokens()
-        # FSDP averages gradients over the processes; the step's loss is a sum over its pairs.
-        self.grad_scale = launch.world if launch.sharded else 1
+        self.layout = tm.layout
+        # FSDP and DeepSpeed average gradients over the processes; the step's loss is a sum over its pairs.
+        self.grad_scale = launch.world if launch.collective_backward else 1
+        self.engine = tm.engine
 
     def run(self, progress: Progress, log: MetricsLog, evaluate: Callable[[], dict]) -> LoopTimes:
         cfg, plan = self.cfg, self.plan
@@ -172,7 +197,7 @@ class _Loop:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=plan.total_steps, initial=progress.step, desc="train", unit="step", dynamic_ncols=True)
-        window = _Window()
+        window = _Window.restored(progress.window, self.launch.main)
         t_loop = time.time()
         pairs_at_start = progress.pairs_seen
         tokens = 0
@@ -197,7 +222,7 @@ class _Loop:
             if cfg.eval_every and self.held_out and progress.step % cfg.eval_every == 0 and not done:
                 log({"step": progress.step, **evaluate()})
             if cfg.save_every and progress.step % cfg.save_every == 0 and not done:
-                self._save(progress, epoch, pos)
+                self._save(progress, epoch, pos, window)
         if bar is not None:
             bar.close()
         return LoopTimes(time.time() - t_loop, progress.pairs_seen - pairs_at_start, tokens)
@@ -205,20 +230,32 @@ class _Loop:
     def _accumulate_gradients(self, step: list[int], window: _Window) -> None:
         """Forward and backward of this process's share of one optimizer step, micro-batch by micro-batch."""
         cfg, launch = self.cfg, self.launch
-        mine = micro_batches(shard(step, launch.rank, launch.world), self.plan.lengths, self.budget)
-        for mb, real in launch.lockstep(mine, step[:1]):
-            batch = [self.pairs[i] for i in mb]
-            r_c, r_r, padded = batch_rewards(self.tm.rm, batch, self.autocast, self.tm.root)
+        mine = self.layout.micro_batches(shard(step, launch.rank, launch.world), self.pairs, self.budget)
+        runs = launch.lockstep(mine, step[:1])
+        for k, (mb, real) in enumerate(runs):
+            if self.engine is not None:  # DeepSpeed: the step's last micro-batch is the accumulation boundary
+                self.engine.set_gradient_accumulation_boundary(k == len(runs) - 1)
+            done = batch_rewards(self.tm.rm, [self.pairs[i] for i in mb], self.autocast, self.tm.root, self.layout)
+            r_c, r_r = done.chosen, done.rejected
             margin = self.margins[mb].to(r_c.device) * cfg.margin_scale if cfg.use_margin else None
             per_pair = pair_loss(r_c, r_r, margin=margin, center_coef=cfg.center_rewards_coef, loss=cfg.loss)
             loss = (per_pair * self.weights[mb].to(r_c.device)).sum() / len(step) * self.grad_scale
-            (loss if real else loss * 0.0).backward()
+            loss = loss if real else loss * 0.0
+            if self.engine is not None:
+                self.engine.backward(loss)
+            else:
+                loss.backward()
             if real:
                 with torch.no_grad():
-                    window.add(per_pair, r_c, r_r, batch, padded)
+                    window.add(per_pair, done)
 
     def _optimizer_step(self) -> float | None:
         """Sum the gradients over the processes, clip, step; return the gradient norm before clipping."""
+        if self.engine is not None:  # DeepSpeed reduces, clips (gradient_clipping) and steps
+            self.engine.step()
+            self.scheduler.step()
+            norm = self.engine.get_global_grad_norm() if self.cfg.max_grad_norm else None
+            return None if norm is None else float(norm)
         params = self.tm.params
         if not self.launch.sharded:
             self.launch.allreduce_grads(params)
@@ -231,9 +268,12 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _save(self, progress: Progress, epoch: int, pos: int) -> None:
+    def _save(self, progress: Progress, epoch: int, pos: int, window: _Window) -> None:
         plan = self.plan
+        metrics_window = window.saved(self.launch)  # collective, like the checkpoint itself
         ckpt.save_checkpoint(self.launch.accelerator, self.cfg.run_dir, step=progress.step, model=self.tm.model,
                              optimizer=self.optimizer, scheduler=self.scheduler, sharded_root=self.tm.root,
+                             engine=self.engine,
                              trainer_state={"epoch": epoch, "position": pos + 1, "pairs_seen": progress.pairs_seen,
-                                            "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps})
+                                            "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+                                            "metrics_window": metrics_window})
