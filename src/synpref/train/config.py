@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..text import LENGTH_POLICIES
+from ..errors import UserValueError
 
 LAYOUT_CHOICES = ("auto", "on", "off")  # packing and shared_prefix (synpref.train.layout)
 
@@ -128,11 +129,11 @@ class TrainConfig:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid TrainConfig value(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            raise UserValueError(f"invalid TrainConfig value(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
         if self.freeze_backbone and (self.lora or self.train_top_layers):
-            raise ValueError("freeze_backbone excludes lora and train_top_layers")
+            raise UserValueError("freeze_backbone excludes lora and train_top_layers")
         if self.lora and self.train_top_layers:
-            raise ValueError("lora and train_top_layers cannot be combined")
+            raise UserValueError("lora and train_top_layers cannot be combined")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,7 +143,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+            raise UserValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
         return cls(**d)
 
     @classmethod

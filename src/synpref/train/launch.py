@@ -28,6 +28,7 @@ from ..batching import default_batch_tokens
 from .config import TrainConfig
 from .sharding import FSDPOptions, check_compatible, fsdp_launch_options, max_across
 from .zero import ZeroOptions, fix_cpu_process_count, zero_launch_options
+from ..errors import UserValueError
 
 SUPPORTED = ("synpref's trainer supports data parallelism (configs/accelerate/multi_gpu_ddp.yaml, cpu_2proc_gloo.yaml), "
              "FSDP (configs/accelerate/fsdp.yaml, cpu_2proc_fsdp.yaml) and DeepSpeed ZeRO stages 1-2 "
@@ -110,7 +111,7 @@ def start(cfg: TrainConfig) -> Launch:
     if accelerator.distributed_type not in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU,
                                             DistributedType.MULTI_XPU, DistributedType.MULTI_NPU, DistributedType.MULTI_MLU,
                                             DistributedType.FSDP, DistributedType.DEEPSPEED):
-        raise NotImplementedError(f"{accelerator.distributed_type} is not supported: {SUPPORTED}.")
+        raise UserValueError(f"{accelerator.distributed_type} is not supported: {SUPPORTED}.")
     launch = Launch(accelerator, fsdp, sharded=fsdp is not None and accelerator.num_processes > 1, zero=zero)
     if launch.sharded:
         check_compatible(cfg)

@@ -29,6 +29,7 @@ from typing import Sequence
 
 from ..batching import token_budget_batches, token_sum_batches
 from .data import EncodedPair, micro_batches
+from ..errors import UserValueError
 
 # auto: the shared prefix is used when it removes at least this fraction of the pairs' tokens.
 SHARED_PREFIX_MIN_SAVING = 0.25
@@ -87,9 +88,9 @@ def choose_layout(cfg, rm, pairs: Sequence[EncodedPair], *, main: bool = True) -
     why_not_packed = layout_unsupported(model)
     why_not_shared = layout_unsupported(model, shared_prefix=True)
     if cfg.packing == "on" and why_not_packed:
-        raise ValueError(f"--packing on: {why_not_packed}; use --packing off or auto")
+        raise UserValueError(f"--packing on: {why_not_packed}; use --packing off or auto")
     if cfg.shared_prefix == "on" and why_not_shared:
-        raise ValueError(f"--shared-prefix on: {why_not_shared}; use --shared-prefix off or auto")
+        raise UserValueError(f"--shared-prefix on: {why_not_shared}; use --shared-prefix off or auto")
     saving = prefix_saving(pairs)
     packed = cfg.packing == "on" or (cfg.packing == "auto" and flash and not why_not_packed)
     shared = cfg.shared_prefix == "on" or (cfg.shared_prefix == "auto" and not why_not_shared and not flash

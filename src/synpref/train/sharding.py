@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .model_setup import find_layer_list
+from ..errors import UserValueError
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -25,7 +26,7 @@ _FALSE = {"false", "0", "no"}
 def _env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name, str(default)).strip().lower()
     if value not in _TRUE | _FALSE:
-        raise ValueError(f"{name}={value!r}: expected true or false")
+        raise UserValueError(f"{name}={value!r}: expected true or false")
     return value in _TRUE
 
 
@@ -41,22 +42,22 @@ def fsdp_launch_options() -> FSDPOptions | None:
         return None
     version = os.environ.get("FSDP_VERSION", "1")
     if version != "2":
-        raise ValueError(f"fsdp_version {version}: synpref shards with FSDP2; set fsdp_version: 2 in the accelerate config")
+        raise UserValueError(f"fsdp_version {version}: synpref shards with FSDP2; set fsdp_version: 2 in the accelerate config")
     if _env_flag("FSDP_OFFLOAD_PARAMS", False):
-        raise ValueError("fsdp_offload_params: true is not supported by synpref's trainer; set it to false")
+        raise UserValueError("fsdp_offload_params: true is not supported by synpref's trainer; set it to false")
     if _env_flag("FSDP_CPU_RAM_EFFICIENT_LOADING", False):  # transformers would then load real weights on rank 0 only
-        raise ValueError("fsdp_cpu_ram_efficient_loading: true is not supported by synpref's trainer (every process "
+        raise UserValueError("fsdp_cpu_ram_efficient_loading: true is not supported by synpref's trainer (every process "
                          "loads the model on the CPU, then shards it); set it to false")
     reshard = os.environ.get("FSDP_RESHARD_AFTER_FORWARD", "true").strip().lower()
     if reshard not in _TRUE | _FALSE:
-        raise ValueError(f"fsdp_reshard_after_forward {reshard!r}: FSDP2 takes true or false")
+        raise UserValueError(f"fsdp_reshard_after_forward {reshard!r}: FSDP2 takes true or false")
     return FSDPOptions(reshard_after_forward=reshard in _TRUE,
                        activation_checkpointing=_env_flag("FSDP_ACTIVATION_CHECKPOINTING", False))
 
 
 def check_compatible(cfg) -> None:
     if cfg.lora:
-        raise ValueError("lora is not supported with FSDP (the adapters would have to be merged across shards); "
+        raise UserValueError("lora is not supported with FSDP (the adapters would have to be merged across shards); "
                          "train LoRA with data parallelism (configs/accelerate/multi_gpu_ddp.yaml)")
 
 

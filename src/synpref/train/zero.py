@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import UserValueError
+
 ENGINE_TAG = "zero"  # the folder of the engine's state inside a synpref checkpoint
 FSDP_INSTEAD = "use FSDP for sharded parameters (configs/accelerate/fsdp.yaml, cpu_2proc_fsdp.yaml)"
 
@@ -43,28 +45,28 @@ def zero_launch_options() -> ZeroOptions | None:
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
         return None
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"):
-        raise ValueError("deepspeed_config_file: synpref builds the DeepSpeed config from the accelerate config's "
+        raise UserValueError("deepspeed_config_file: synpref builds the DeepSpeed config from the accelerate config's "
                          "deepspeed_config keys (zero_stage, ...); put the settings there instead of a JSON file")
     stage = int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2"))
     if stage == 3:
-        raise ValueError("zero_stage: 3 partitions the parameters, which the DeepSpeed engine gathers only inside its "
+        raise UserValueError("zero_stage: 3 partitions the parameters, which the DeepSpeed engine gathers only inside its "
                          "own forward; synpref reads rewards from the classifier's modules and supports ZeRO stages 1 "
                          f"and 2 (configs/accelerate/deepspeed_zero1.yaml, deepspeed_zero2.yaml); {FSDP_INSTEAD}")
     if stage not in (1, 2):
-        raise ValueError(f"zero_stage: {stage}: synpref supports ZeRO stages 1 and 2 (stage 0 is plain data parallelism: "
+        raise UserValueError(f"zero_stage: {stage}: synpref supports ZeRO stages 1 and 2 (stage 0 is plain data parallelism: "
                          "configs/accelerate/multi_gpu_ddp.yaml)")
     for key in ("OFFLOAD_OPTIMIZER_DEVICE", "OFFLOAD_PARAM_DEVICE"):
         if os.environ.get(f"ACCELERATE_DEEPSPEED_{key}", "none").lower() not in ("none", ""):
-            raise ValueError(f"{key.lower()}: offloading is not supported by synpref's trainer; set it to none")
+            raise UserValueError(f"{key.lower()}: offloading is not supported by synpref's trainer; set it to none")
     precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     if precision != "no":
-        raise ValueError(f"mixed_precision: {precision} with DeepSpeed: set mixed_precision: 'no' in the accelerate "
+        raise UserValueError(f"mixed_precision: {precision} with DeepSpeed: set mixed_precision: 'no' in the accelerate "
                          "config and pass synpref train --precision bf16 (or auto): synpref runs bf16 autocast over "
                          "float32 weights itself")
     import importlib.util
 
     if importlib.util.find_spec("deepspeed") is None:
-        raise ValueError("the accelerate config asks for DeepSpeed (distributed_type: DEEPSPEED) but deepspeed is not "
+        raise UserValueError("the accelerate config asks for DeepSpeed (distributed_type: DEEPSPEED) but deepspeed is not "
                          "installed: pip install deepspeed (or synpref[deepspeed]), or launch with "
                          "configs/accelerate/multi_gpu_ddp.yaml or fsdp.yaml")
     return ZeroOptions(stage)
