@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_options import device_option
+from .cli_options import device_option, engine_options, engine_session
 from .text import LENGTH_POLICIES
 
 
@@ -175,7 +175,8 @@ _train_command()
 @click.option("--max-length", type=int, help="Override the checkpoint's max_length.")
 @click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help="Override the checkpoint's length policy.")
 @device_option()
-def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device):
+@engine_options
+def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device, engine):
     """Score every candidate of every record; print pairwise accuracy for pairs."""
     from .formats import UnknownFormatError
     from .ingest import read_records
@@ -192,10 +193,19 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
         click.echo(f"skipped: {err}", err=True)
     if errors:
         click.echo(f"skipped {len(errors)} unreadable rows/records (listed above, first 10; synpref ingest quarantines the same)", err=True)
-    rm = RewardModel.from_pretrained(model, device=device)
-    rm.policy = rm.policy.override(max_length=max_length, length_policy=length_policy)
     stats = LengthStats()
-    rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)
+    if engine.name == "ray":  # a model per Ray actor, the same chunks and batches: the same rewards
+        from .engine.ray_scoring import RayChunkScorer, RecordModel
+        from .scoring import score_records_with
+
+        spec = RecordModel(model, precision=precision, max_batch_tokens=max_batch_tokens, device=device,
+                           max_length=max_length, length_policy=length_policy)
+        with engine_session(engine) as cluster:
+            rows = score_records_with(RayChunkScorer(cluster, spec, device=device, stats=stats), records, progress=True)
+    else:
+        rm = RewardModel.from_pretrained(model, device=device)
+        rm.policy = rm.policy.override(max_length=max_length, length_policy=length_policy)
+        rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)
     if out_path:
         with open(out_path, "w") as fh:
             for row in rows:  # a dropped candidate's reward is written as null
