@@ -220,11 +220,12 @@ def test_eval_on_ray_equals_local(tmp_path, cluster, tiny_bert_dir):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": r.context[0].content, "chosen": r.candidates[0][-1].content,
                                          "rejected": r.candidates[1][-1].content}) + "\n" for r in _records(80)))
-    items = {}
-    for name, engine in (("local", None), ("ray", cluster)):
-        run_evaluation([str(tiny_bert_dir)], [], None, tmp_path / name, pairs_files=[pairs], device="cpu", baselines=False,
-                       progress=False, write_report=False, resamples=10, engine=engine)
-        items[name] = [json.loads(line) for line in (tmp_path / name / "items.jsonl").read_text().splitlines()]
+    run_evaluation([str(tiny_bert_dir)], [], None, tmp_path / "local", pairs_files=[pairs], device="cpu", baselines=False,
+                   progress=False, write_report=False)
+    result = CliRunner().invoke(main, ["eval", str(tiny_bert_dir), "--pairs", str(pairs), "-o", str(tmp_path / "ray"),
+                                       "--device", "cpu", "--no-baselines", "--engine", "ray"])
+    assert result.exit_code == 0, result.output
+    items = {name: [json.loads(line) for line in (tmp_path / name / "items.jsonl").read_text().splitlines()] for name in ("local", "ray")}
     assert len(items["ray"]) == len(items["local"]) == 80
     for a, b in zip(items["local"], items["ray"]):
         assert {k: v for k, v in a.items() if k != "rewards"} == {k: v for k, v in b.items() if k != "rewards"}

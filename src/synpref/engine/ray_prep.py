@@ -268,20 +268,29 @@ def shuffle_partitions(rows: int, workers: int) -> int:
 
 
 class StageTimer:
-    """Seconds per stage, logged (and kept in ``seconds`` for the benchmark)."""
+    """Seconds per stage, logged; with each stage's Ray Data operator statistics (rows, tasks,
+    seconds inside our functions) kept in ``StageTimer.last`` for bench/engine_scale.py."""
 
-    last: dict[str, float] = {}
+    last: dict[str, dict] = {}
 
     def __init__(self):
         self.start = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-        StageTimer.last = self.seconds
+        StageTimer.last = {}
 
-    def done(self, stage: str) -> None:
+    def done(self, stage: str, *datasets) -> None:
         now = time.perf_counter()
-        self.seconds[stage] = now - self.start
-        self.start = now
-        log.info("ray prep: %s took %.1f s", stage, self.seconds[stage])
+        seconds, self.start = now - self.start, now
+        seen = {name for earlier in StageTimer.last.values() for name in earlier["operators"]}
+        operators = {}
+        for ds in datasets:
+            for op in ds.get_stats_summary().operators_stats:  # this stage's operators (a dataset's stats include its parents')
+                if op.operator_name in seen:
+                    continue
+                body = op.function_body_time
+                operators[op.operator_name] = {"tasks": body.count if body else 0, "function_seconds": body.sum if body else 0.0,
+                                               "rows": op.total_input_num_rows}
+        StageTimer.last[stage] = {"seconds": seconds, "operators": operators}
+        log.info("ray prep: %s took %.1f s", stage, seconds)
 
 
 def clean_on_ray(cluster: RayCluster, pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float,
@@ -323,17 +332,16 @@ def _clean(cluster, pool, out_dir: Path, deco, near_dup, near_dup_threshold, num
         num_cpus=1,
     ).materialize()
 
-    timer.done("features")
+    timer.done("features", features)
     partitions = shuffle_partitions(features.count(), workers)
     pairs = features.map_batches(_undecided, batch_format="pyarrow")
     copies = pairs.groupby("id", num_partitions=partitions).map_groups(first_copy, batch_format="pyarrow").materialize()
-    timer.done("exact duplicates")
+    timer.done("exact duplicates", copies)
 
     statuses = [features.map_batches(removed_statuses, batch_format="pyarrow"),
                 copies.map_batches(removed_statuses, batch_format="pyarrow")]
     if near_dup:
-        statuses.append(_near_duplicates(copies, partitions).materialize())
-        timer.done("near duplicates")
+        statuses.append(_near_duplicates(copies, partitions, timer))
     markers = ray.data.from_arrow(pa.table({"pos": [-1] * len(files), "shard": list(range(len(files))),
                                             "status": [None] * len(files), "detail": [None] * len(files)}, schema=STATUS))
     written = statuses[0].union(*statuses[1:], markers).groupby("shard", num_partitions=min(len(files), partitions)).map_groups(
@@ -342,22 +350,26 @@ def _clean(cluster, pool, out_dir: Path, deco, near_dup, near_dup_threshold, num
     if [r["shard"] for r in results] != list(range(len(files))):
         raise RuntimeError(f"the Ray prep wrote shards {[r['shard'] for r in results]} of {len(files)}")
     _assemble(Path(out_dir), staging, len(files))
-    timer.done("write")
+    timer.done("write", written)
     for r in results:
         counts.update(json.loads(r["counts"]))
         contaminated_by.update(json.loads(r["contaminated_by"]))
 
 
-def _near_duplicates(copies, partitions: int):
+def _near_duplicates(copies, partitions: int, timer: StageTimer):
     import ray
 
     candidates = copies.map_batches(_undecided, batch_format="pyarrow")
     edges = (candidates.map_batches(explode_bands, batch_format="pyarrow")
              .groupby("band", num_partitions=partitions).map_groups(bucket_edges, batch_format="pyarrow").materialize())
-    edge_refs = edges.to_arrow_refs()
-    roots_ref = ray.remote(components).remote(*edge_refs)
-    return (candidates.map_batches(attach_component, batch_format="pyarrow", fn_kwargs={"roots_ref": [roots_ref]})
-            .groupby("root", num_partitions=partitions).map_groups(replay_component, batch_format="pyarrow"))
+    timer.done("near duplicates: buckets", edges)
+    roots_ref = ray.remote(components).remote(*edges.to_arrow_refs())
+    ray.wait([roots_ref], num_returns=1, timeout=None)
+    timer.done("near duplicates: components (one task)")
+    removed = (candidates.map_batches(attach_component, batch_format="pyarrow", fn_kwargs={"roots_ref": [roots_ref]})
+               .groupby("root", num_partitions=partitions).map_groups(replay_component, batch_format="pyarrow").materialize())
+    timer.done("near duplicates: replay", removed)
+    return removed
 
 
 def _assemble(out_dir: Path, staging: Path, shards: int) -> None:

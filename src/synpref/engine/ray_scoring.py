@@ -129,9 +129,12 @@ def _pickled_error(e: Exception) -> bytes:
 # -- the driver side -------------------------------------------------------------------------
 @dataclass
 class ChunkTiming:
+    """One chunk: the actor that scored it, its texts, the seconds inside the model, when the driver had it."""
+
     worker: str
     texts: int
     seconds: float
+    received_at: float  # time.perf_counter() on the driver
 
 
 @dataclass
@@ -144,6 +147,7 @@ class RayChunkScorer:
     device: str | None = None
     stats: LengthStats = field(default_factory=LengthStats)
     timings: list[ChunkTiming] = field(default_factory=list)
+    driver_seconds: float = 0.0  # the driver's own work: chunks encoded out, rewards decoded back
 
     @property
     def plan(self) -> ActorPlan:
@@ -156,8 +160,10 @@ class RayChunkScorer:
         import ray
         from ray.data import ActorPoolStrategy
 
+        start = time.perf_counter()
         items = [{"chunk": i, "texts": encode_conversations(convs), "names": json.dumps(list(names))}
                  for i, (convs, names) in enumerate(requests)]
+        self.driver_seconds += time.perf_counter() - start
         if not items:
             return
         plan = self.plan
@@ -172,6 +178,7 @@ class RayChunkScorer:
         )
         expected = 0
         for row in ds.iter_rows():
+            start = time.perf_counter()
             if row["chunk"] != expected:
                 raise RuntimeError(f"the Ray actor pool returned chunk {row['chunk']} where chunk {expected} was due "
                                    "(a chunk lost or repeated); nothing was written for this run")
@@ -179,8 +186,9 @@ class RayChunkScorer:
                 raise pickle.loads(row["error"])
             self.stats.merge(pickle.loads(row["stats"]))
             rewards = json.loads(row["rewards"])
-            self.timings.append(ChunkTiming(row["worker"], len(rewards), row["seconds"]))
+            self.timings.append(ChunkTiming(row["worker"], len(rewards), row["seconds"], time.perf_counter()))
             expected += 1
+            self.driver_seconds += time.perf_counter() - start
             yield rewards
         if expected != len(items):
             raise RuntimeError(f"the Ray actor pool returned {expected} of {len(items)} chunks")
