@@ -5,9 +5,10 @@ seeded share of its words replaced so that variants are distinct; 4% exact copie
 2% near copies of earlier pairs; RewardBench rows so decontamination has work), then
 
 * prep (decontamination against the shared benchmarks, --near-dup on): local vs Ray,
-  pairs/s, the ratio, seconds per Ray stage, and for each stage the work inside synpref's
-  functions per worker (pairs per worker-second) and the overhead per task: the slot
-  time (stage seconds x workers) not spent in those functions, divided by the tasks;
+  pairs/s, the ratio, seconds per Ray stage, and for each stage the seconds inside
+  synpref's functions (summed over workers: pool pairs per such second is the per-worker
+  throughput) and the overhead per task: the slot time (stage seconds x workers) not
+  spent in those functions, divided by the tasks;
 * scoring of the first ``--score-pairs`` pairs with ``--model``: local vs a Ray actor
   pool, texts/s, the ratio, texts/s per actor (inside the model), the driver's own
   seconds per chunk (encoding texts out, decoding rewards back), the actors' share of
@@ -119,9 +120,12 @@ def prep_figures(pool: Path, work: Path, cluster: RayCluster) -> dict:
         tasks = sum(op["tasks"] for op in info["operators"].values())
         stages[stage] = {
             "seconds": round(info["seconds"], 2),
-            "pairs_per_second": round(pairs / info["seconds"], 1),
-            "pairs_per_worker_second_in_functions": round(pairs / function_s, 1) if function_s else None,
+            "pool_pairs_per_s": round(pairs / info["seconds"], 1),
+            # seconds inside synpref's functions (summed over workers); pool pairs per such second = per-worker throughput
+            "function_s": round(function_s, 2),
+            "pool_pairs_per_function_s": round(pairs / function_s, 1) if function_s else None,
             "tasks": tasks,
+            # slot time (stage seconds x workers) not inside those functions, per task: scheduling, shuffles, idle slots
             "overhead_per_task_s": round((info["seconds"] * workers - function_s) / tasks, 4) if tasks else None,
             "operators": info["operators"],
         }

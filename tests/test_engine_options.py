@@ -106,3 +106,13 @@ def test_near_duplicate_names_the_earliest_kept_pair(tmp_path):
     removed = [json.loads(line) for line in (tmp_path / "out" / "removed.jsonl").read_text().splitlines()]
     assert rep["removed"] == {"near_duplicate": len(expected)}
     assert {r["id"]: r["detail"] for r in removed} == expected
+
+
+def test_actor_plan_from_cluster_resources():
+    from synpref.engine.ray_cluster import ActorPlan, plan_actors
+
+    assert plan_actors({"CPU": 64, "GPU": 8}) == ActorPlan(8, 1, 1.0)  # one actor per GPU
+    assert plan_actors({"CPU": 64, "GPU": 8}, actors=16) == ActorPlan(16, 1, 0.5)  # two per GPU
+    assert plan_actors({"CPU": 64, "GPU": 8}, device="cpu") == ActorPlan(16, 4.0, 0)  # --device cpu: CPU actors
+    assert plan_actors({"CPU": 2}) == ActorPlan(1, 2.0, 0) and plan_actors({"CPU": 2}).threads == 2
+    assert plan_actors({"CPU": 2}, actors=4) == ActorPlan(4, 0.5, 0) and plan_actors({"CPU": 2}, actors=4).threads == 1

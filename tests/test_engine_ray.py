@@ -103,16 +103,18 @@ def _messy_pool(path: Path, n: int = 60) -> Path:
     return path
 
 
-def _outputs(out: Path, report: dict):
+def _outputs(report: dict, with_pool: bool = True):
+    """The report (less its paths), the kept ids in pool order, the removed lines (any order)."""
+    out = Path(report["output"])
     report = {k: v for k, v in report.items() if k not in ("output", "removed_file")}
     removed = sorted((out / "removed.jsonl").read_text().splitlines())
-    return report, [r.id for r in read_pool(out)], removed
+    return report, [r.id for r in read_pool(out)] if with_pool else None, removed
 
 
 def _compare_prep(tmp_path, cluster, pool, **kw):
     local = prep(pool, tmp_path / "local", **kw)
     on_ray = prep(pool, tmp_path / "ray", engine=cluster, **kw)
-    assert _outputs(tmp_path / "ray", on_ray) == _outputs(tmp_path / "local", local)
+    assert _outputs(on_ray) == _outputs(local)
     assert not (tmp_path / "ray" / ".ray-prep").exists()  # the staging folder is gone
     return local
 
@@ -233,3 +235,18 @@ def test_eval_on_ray_equals_local(tmp_path, cluster, tiny_bert_dir):
     results = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert results["models"][str(tiny_bert_dir)]["engine"]["name"] == "ray"
 
+
+
+def test_prep_on_ray_of_a_pool_without_rows(tmp_path, cluster):
+    import pyarrow.parquet as pq
+
+    from synpref.store.pool import RECORD_SCHEMA
+
+    (tmp_path / "pool").mkdir()
+    pq.write_table(RECORD_SCHEMA.empty_table(), tmp_path / "pool" / "part-00000.parquet")
+    local, on_ray = (prep(tmp_path / "pool", tmp_path / name, decontaminate=False, engine=engine)
+                     for name, engine in (("local", None), ("ray", cluster)))
+    assert _outputs(on_ray, with_pool=False) == _outputs(local, with_pool=False)
+    assert local["read"] == 0 and local["kept"] == 0
+    for name in ("local", "ray"):
+        assert not list((tmp_path / name).glob("part-*.parquet")) and (tmp_path / name / "removed.jsonl").read_text() == ""

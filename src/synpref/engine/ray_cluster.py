@@ -93,19 +93,23 @@ class RayCluster:
         return ray.cluster_resources()
 
     def actor_plan(self, device: str | None = None) -> ActorPlan:
-        """One actor per GPU (``num_gpus=1``) when the cluster has GPUs and ``device`` is not cpu;
-        else CPU actors splitting the cluster's cores (``--ray-actors`` sets the count)."""
-        res = self.resources()
-        gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
-        if gpus and not (device and str(device).startswith("cpu")):
-            count = self.actors or gpus
-            return ActorPlan(count=count, num_cpus=1, num_gpus=min(1.0, gpus / count))  # more actors than GPUs share them
-        count = self.actors or max(1, cpus // min(CPUS_PER_CPU_ACTOR, cpus))
-        return ActorPlan(count=count, num_cpus=cpus / count, num_gpus=0)
+        return plan_actors(self.resources(), self.actors, device)
 
     def cpu_workers(self) -> int:
         """Stateless stage parallelism: the cluster's cores."""
         return max(1, int(self.resources().get("CPU", 1)))
+
+
+def plan_actors(resources: dict[str, float], actors: int = 0, device: str | None = None) -> ActorPlan:
+    """One actor per GPU (``num_gpus=1``) when the cluster has GPUs and ``device`` is not cpu;
+    else CPU actors splitting the cluster's cores. ``actors`` (``--ray-actors``) sets the count;
+    more actors than GPUs share them."""
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    if gpus and not (device and str(device).startswith("cpu")):
+        count = actors or gpus
+        return ActorPlan(count=count, num_cpus=1, num_gpus=min(1.0, gpus / count))
+    count = actors or max(1, cpus // min(CPUS_PER_CPU_ACTOR, cpus))
+    return ActorPlan(count=count, num_cpus=cpus / count, num_gpus=0)
 
 
 def _machine_cores() -> int:

@@ -316,6 +316,9 @@ def _clean(cluster, pool, out_dir: Path, deco, near_dup, near_dup_threshold, num
 
     files = pool_files(pool)
     units = read_units(files)
+    if not units:  # shards without a row: nothing to read, an empty output (as the local engine writes)
+        (Path(out_dir) / REMOVED).write_text("")
+        return
     staging = Path(out_dir) / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
