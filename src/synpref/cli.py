@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_options import device_option
+from .cli_options import device_option, engine_options, engine_session
 from .text import LENGTH_POLICIES
 
 
@@ -293,7 +293,8 @@ LENGTH_POLICY_HELP = ("How inputs longer than max_length are handled (default: t
 @click.option("--max-length", type=int, help="Override the checkpoint's max_length.")
 @click.option("--length-policy", type=click.Choice(LENGTH_POLICIES), help=LENGTH_POLICY_HELP)
 @device_option()
-def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device):
+@engine_options
+def score(model, input_path, out_path, precision, max_batch_tokens, max_length, length_policy, device, engine):
     """Score every candidate of every record; print pairwise accuracy for pairs."""
     from .errors import UserValueError
     from .formats import UnknownFormatError
@@ -314,10 +315,22 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
     if not records:
         why = f"all {len(errors)} rows were unreadable (listed above)" if errors else "it holds no rows"
         raise UserValueError(f"--input {input_path}: nothing to score: {why}")
-    rm = RewardModel.from_pretrained(model, device=device)
-    rm.policy = scoring_policy(rm.policy, max_length=max_length, length_policy=length_policy)
     stats = LengthStats()
-    rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)
+    if engine.name == "ray":  # a model per Ray actor, the same chunks and batches: the same rewards
+        from .engine.ray_scoring import RayChunkScorer, RecordModel
+        from .evaluate.scorers import saved_scoring_policy
+        from .scoring import score_records_with
+
+        policy = saved_scoring_policy(model, max_length=max_length, length_policy=length_policy)  # what each actor applies
+
+        spec = RecordModel(model, precision=precision, max_batch_tokens=max_batch_tokens, device=device,
+                           max_length=max_length, length_policy=length_policy)
+        with engine_session(engine) as cluster:
+            rows = score_records_with(RayChunkScorer(cluster, spec, device=device, stats=stats), records, progress=True)
+    else:
+        rm = RewardModel.from_pretrained(model, device=device)
+        rm.policy = policy = scoring_policy(rm.policy, max_length=max_length, length_policy=length_policy)
+        rows = score_records(rm, records, precision=precision, max_batch_tokens=max_batch_tokens, stats=stats, progress=True)
     if out_path:
         with open(out_path, "w") as fh:
             for row in rows:  # a dropped candidate's reward is written as null
@@ -329,10 +342,10 @@ def score(model, input_path, out_path, precision, max_batch_tokens, max_length, 
         correct = sum(1 for r in scorable if r["rewards"][0] > r["rewards"][1])
         click.echo(f"pairs: {len(scorable)}  accuracy (chosen strictly higher): {correct / len(scorable):.4f}")
     if len(scorable) < len(pairs):
-        click.echo(f"pairs not scored (a candidate dropped by --length-policy {rm.policy.length_policy}, reward NaN, "
+        click.echo(f"pairs not scored (a candidate dropped by --length-policy {policy.length_policy}, reward NaN, "
                    f"null in the file): {len(pairs) - len(scorable)}")
     click.echo(f"records: {len(rows)}")
-    click.echo(length_summary(rm.policy, stats))
+    click.echo(length_summary(policy, stats))
 
 
 # -- demo ----------------------------------------------------------------------

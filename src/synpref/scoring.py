@@ -68,6 +68,10 @@ def score_once(
     :class:`~synpref.evaluate.cache.RewardCache`) supplies known rewards and stores
     new ones after every ``chunk`` texts, so an interrupted run resumes. Texts are
     scored longest first, so each call holds texts of similar length (tight batches).
+    A ``score`` with a ``score_chunks(requests)`` method (the Ray engine's actor pool,
+    :class:`synpref.engine.ray_scoring.RayChunkScorer`) gets every chunk's
+    ``(conversations, names)`` at once and yields their rewards in order: the same
+    chunks as here, so the same batches and the same rewards.
     """
     start = time.perf_counter()
     keys_per_group: list[list[str]] = []
@@ -90,10 +94,14 @@ def score_once(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=desc, unit="text")
+    parts = [todo[begin : begin + chunk] for begin in range(0, len(todo), chunk)]
+    requests = (([texts[k] for k in part], [labels[k] for k in part]) for part in parts)
+    # A chunk scorer (the Ray engine's actor pool) takes every chunk at once and yields each one's rewards in order.
+    results = score.score_chunks(requests) if hasattr(score, "score_chunks") else (score(*request) for request in requests)
+    done = 0
     try:
-        for begin in range(0, len(todo), chunk):
-            part = todo[begin : begin + chunk]
-            values = score([texts[k] for k in part], [labels[k] for k in part])
+        for part, values in zip(parts, results):
+            done += 1
             if len(values) != len(part):
                 raise RuntimeError(f"the scorer returned {len(values)} rewards for {len(part)} conversations")
             rewards.update(zip(part, values))
@@ -104,6 +112,8 @@ def score_once(
     finally:
         if bar is not None:
             bar.close()
+    if done != len(parts):
+        raise RuntimeError(f"the scorer returned rewards for {done} of {len(parts)} chunks")
     stats.scored = len(todo)
     stats.seconds = time.perf_counter() - start
     return [[rewards[k] for k in keys] for keys in keys_per_group], stats
@@ -138,9 +148,14 @@ def score_records(
     **score_kwargs,
 ) -> list[dict]:
     """One row per record: id, kind, meta and the reward of each candidate (NaN if dropped)."""
+    return score_records_with(reward_model_scorer(rm, stats=stats, **score_kwargs), records, progress=progress)
+
+
+def score_records_with(score: ScoreFn, records: Iterable[Record], *, progress: bool = False) -> list[dict]:
+    """:func:`score_records` with any :data:`ScoreFn` (a chunk scorer of the Ray engine included)."""
     records = list(records)
     rewards, _ = score_once(
-        reward_model_scorer(rm, stats=stats, **score_kwargs),
+        score,
         [[rec.conversation(i) for i in range(len(rec.candidates))] for rec in records],
         names=[record_name(rec) for rec in records],
         progress=progress,

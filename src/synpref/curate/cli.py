@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import device_option
+from ..cli_options import device_option, engine_options, engine_session
 
 
 @click.group("curate", help="Curate preference data: prep, the two-stage run, human verification files, lineage.")
@@ -29,11 +29,13 @@ def curate_group():
 @click.option("--near-dup/--no-near-dup", default=False, show_default=True, help="MinHash LSH near-duplicate removal.")
 @click.option("--near-dup-threshold", default=0.9, show_default=True, help="Jaccard threshold of near duplicates.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output pool.")
-def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near_dup_threshold, overwrite):
+@engine_options
+def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near_dup_threshold, overwrite, engine):
     from .prep import prep
 
+    cluster = click.get_current_context().with_resource(engine_session(engine))  # None: prep in this process
     rep = prep(pool, out, data_dir=data_dir, extra_prompts=extra, decontaminate=not no_decontaminate, ngram=ngram,
-               near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite)
+               near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite, engine=cluster)
     keys = ("read", "kept", "removed", "contaminated_by", "benchmarks_checked", "benchmarks_not_checked", "removed_file")
     click.echo(json.dumps({k: rep[k] for k in keys}, indent=2))
     if no_decontaminate:

@@ -116,7 +116,15 @@ def read_prompt_file(path) -> list[str]:
 
 
 class Decontaminator:
+    """Benchmark n-grams (and whole short prompts) -> the benchmark they come from.
+
+    The n-grams are keyed by Python's ``hash``, which differs between processes, so a
+    Decontaminator pickles as its prompts and is rebuilt where it is unpickled (a Ray
+    worker): one built in one process and matched in another would miss everything.
+    """
+
     def __init__(self, prompts: dict[str, list[str]], n: int = 13):
+        self.prompts = prompts
         self.n = n
         self.grams: dict[int, str] = {}
         self.short: dict[str, str] = {}  # whole short prompts (fewer than n words) -> source
@@ -131,6 +139,9 @@ class Decontaminator:
                 elif len(toks) >= 4:  # shorter ones would match everyday phrases
                     self.short.setdefault(" ".join(toks), src)
         self.short_lengths = sorted({len(k.split()) for k in self.short})
+
+    def __reduce__(self):
+        return (Decontaminator, (self.prompts, self.n))
 
     def match(self, text: str) -> str | None:
         toks = words(text)
@@ -150,11 +161,104 @@ def pair_full_text(rec: Record) -> str:
     return "\n".join([m.content for m in rec.context] + [m.content for c in rec.candidates for m in c])
 
 
+def has_empty_response(rec: Record) -> bool:
+    """A candidate with no turn, or whose scored (last) turn is empty or white space."""
+    return any(not c or not c[-1].content.strip() for c in rec.candidates)
+
+
+def removed_line(rec: Record, reason: str, detail=None) -> str:
+    """One line of ``removed.jsonl``: the reason, its detail, the id and the whole record."""
+    return json.dumps({"reason": reason, "detail": detail, "id": rec.id, "record": record_to_row(rec)}, ensure_ascii=False) + "\n"
+
+
+def pair_minhash(rec: Record, num_perm: int):
+    """MinHash (datasketch, its fixed seed) of the pair's word 5-gram shingles."""
+    from datasketch import MinHash
+
+    m = MinHash(num_perm=num_perm)
+    toks = words(pair_full_text(rec))
+    for i in range(max(1, len(toks) - 4)):
+        m.update(" ".join(toks[i : i + 5]).encode())
+    return m
+
+
+def near_dup_index(threshold: float, num_perm: int):
+    """The LSH index of near-duplicates: two pairs are near duplicates when one of its
+    bands (``.hashranges`` of the signature) is equal in both."""
+    from datasketch import MinHashLSH
+
+    return MinHashLSH(threshold=threshold, num_perm=num_perm)
+
+
+def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float, num_perm: int,
+                   counts: Counter, contaminated_by: Counter) -> None:
+    """The steps in this process, streaming: writes the pool and removed.jsonl, fills ``counts``."""
+    from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
+
+    lsh = near_dup_index(near_dup_threshold, num_perm) if near_dup else None
+    kept_order = 0  # LSH keys are (kept order, id): the earliest kept pair is the one a near duplicate names
+    seen = _SeenIds(out_dir)
+    writer = PoolWriter(out_dir)
+    removed = open(out_dir / REMOVED, "w", encoding="utf-8")
+
+    def drop(rec: Record, reason: str, detail=None):
+        counts[reason] += 1
+        removed.write(removed_line(rec, reason, detail))
+
+    def process(batch: list[Record]):
+        nonlocal kept_order
+        fresh = seen.add_batch([r.id for r in batch])
+        for rec, new in zip(batch, fresh):
+            if not new:
+                drop(rec, "duplicate")
+                continue
+            if deco is not None:
+                src = deco.match(pair_full_text(rec))
+                if src:
+                    contaminated_by[src] += 1
+                    drop(rec, "contaminated", src)
+                    continue
+            if lsh is not None:
+                m = pair_minhash(rec, num_perm)
+                near = lsh.query(m)
+                if near:
+                    drop(rec, "near_duplicate", min(near)[1])
+                    continue
+                lsh.insert((kept_order, rec.id), m)
+                kept_order += 1
+            writer.write(rec)
+            counts["kept"] += 1
+
+    batch: list[Record] = []
+    try:
+        for src in read_pool(pool):
+            counts["read"] += 1
+            if src.kind == "tie":
+                drop(src, "not_a_pair", "tie")
+                continue
+            for rec in expand_to_pairs(src):
+                if has_empty_response(rec):
+                    drop(rec, "empty_response")
+                    continue
+                batch.append(rec)
+                if len(batch) >= 1000:
+                    process(batch)
+                    batch = []
+        process(batch)
+    finally:
+        writer.close()
+        removed.close()
+        seen.close()
+
+
 def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts=(), decontaminate: bool = True,
          ngram: int = 13, near_dup: bool = False, near_dup_threshold: float = 0.9, num_perm: int = 64,
-         overwrite: bool = False, progress: bool = False) -> dict:
-    """Clean ``pool`` into ``out_dir`` (a pool plus ``removed.jsonl`` and ``prep_report.json``); return the report."""
-    from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
+         overwrite: bool = False, progress: bool = False, engine=None) -> dict:
+    """Clean ``pool`` into ``out_dir`` (a pool plus ``removed.jsonl`` and ``prep_report.json``); return the report.
+
+    ``engine``: None (this process) or a started :class:`~synpref.engine.ray_cluster.RayCluster`
+    (the same steps as Ray Data stages over the pool's shards; the same outputs).
+    """
 
     pool_files(pool)  # a missing or empty input pool fails here, before anything is written
     out_dir = Path(out_dir)
@@ -173,68 +277,14 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
             prompts[f"file:{Path(f).name}"] = read_prompt_file(f)
         deco = Decontaminator(prompts, ngram)
         sources = deco.counts
-    lsh = None
-    if near_dup:
-        from datasketch import MinHash, MinHashLSH
-
-        lsh = MinHashLSH(threshold=near_dup_threshold, num_perm=num_perm)
-
     counts = Counter()
     contaminated_by = Counter()
-    seen = _SeenIds(out_dir)
-    writer = PoolWriter(out_dir)
-    removed = open(out_dir / REMOVED, "w", encoding="utf-8")
+    if engine is None:
+        _clean_locally(pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by)
+    else:
+        from ..engine.ray_prep import clean_on_ray
 
-    def drop(rec: Record, reason: str, detail=None):
-        counts[reason] += 1
-        removed.write(json.dumps({"reason": reason, "detail": detail, "id": rec.id, "record": record_to_row(rec)},
-                                 ensure_ascii=False) + "\n")
-
-    def process(batch: list[Record]):
-        fresh = seen.add_batch([r.id for r in batch])
-        for rec, new in zip(batch, fresh):
-            if not new:
-                drop(rec, "duplicate")
-                continue
-            if deco is not None:
-                src = deco.match(pair_full_text(rec))
-                if src:
-                    contaminated_by[src] += 1
-                    drop(rec, "contaminated", src)
-                    continue
-            if lsh is not None:
-                m = MinHash(num_perm=num_perm)
-                toks = words(pair_full_text(rec))
-                for i in range(max(1, len(toks) - 4)):
-                    m.update(" ".join(toks[i : i + 5]).encode())
-                near = lsh.query(m)
-                if near:
-                    drop(rec, "near_duplicate", near[0])
-                    continue
-                lsh.insert(rec.id, m)
-            writer.write(rec)
-            counts["kept"] += 1
-
-    batch: list[Record] = []
-    try:
-        for src in read_pool(pool):
-            counts["read"] += 1
-            if src.kind == "tie":
-                drop(src, "not_a_pair", "tie")
-                continue
-            for rec in expand_to_pairs(src):
-                if any(not c or not c[-1].content.strip() for c in rec.candidates):
-                    drop(rec, "empty_response")
-                    continue
-                batch.append(rec)
-                if len(batch) >= 1000:
-                    process(batch)
-                    batch = []
-        process(batch)
-    finally:
-        writer.close()
-        removed.close()
-        seen.close()
+        clean_on_ray(engine, pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by)
     report = {
         "input": str(pool),
         "output": str(out_dir),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import device_option
+from ..cli_options import device_option, engine_options, engine_session
 
 
 @click.command(name="eval")
@@ -28,7 +28,8 @@ from ..cli_options import device_option
 @click.option("--judge-api-key-env", help="Name of the environment variable holding the endpoint's API key.")
 @click.option("--judge-both-orders", is_flag=True, help="Ask the judge in both candidate orders (disagreement = tie).")
 @click.option("--judge-seed", default=0, show_default=True, help="Seed of the order the two candidates are shown in.")
-def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precision, max_batch_tokens, device, no_baselines, cache_dir, use_hub, judge_endpoint, judge_model, judge_api_key_env, judge_both_orders, judge_seed):
+@engine_options
+def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precision, max_batch_tokens, device, no_baselines, cache_dir, use_hub, judge_endpoint, judge_model, judge_api_key_env, judge_both_orders, judge_seed, engine):
     """Score reward MODELS (and/or a generative judge) on the reward-model benchmarks and/or preference files."""
     import os
 
@@ -46,6 +47,7 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         from .judge import OpenAIJudge
 
         judges.append(OpenAIJudge(judge_endpoint, judge_model, api_key_env=judge_api_key_env, both_orders=judge_both_orders, seed=judge_seed))
+    cluster = click.get_current_context().with_resource(engine_session(engine))  # None: score in this process
     results = run_evaluation(
         list(models),
         benches or [],
@@ -60,6 +62,7 @@ def eval_command(models, benches, data_dir, pairs_files, out_dir, limit, precisi
         max_batch_tokens=max_batch_tokens,
         device=device,
         judges=judges,
+        engine=cluster,
     )
     from ..text import length_summary
     from .report import summary_text

@@ -55,6 +55,7 @@ def run_evaluation(
     seed: int = BOOTSTRAP_SEED,
     write_report: bool = True,
     judges=(),
+    engine=None,
 ) -> dict:
     """Score ``models`` on ``benches`` (and ``pairs_files``); write results.json, items.jsonl, report.md/.html.
 
@@ -63,6 +64,8 @@ def run_evaluation(
     ``cache_dir`` (default ``out_dir/cache``), so a rerun does not rescore.
     ``judges`` adds generative judges (:class:`~synpref.evaluate.judge.OpenAIJudge`)
     to the same tables. ``device``: where the reward models run (see ``synpref.model.resolve_device``).
+    ``engine``: None (this process) or a started :class:`~synpref.engine.ray_cluster.RayCluster`
+    (each reward model scored by a Ray actor pool; the same rewards and cache).
     Returns the results dict written to results.json.
     """
     out_dir = Path(out_dir)
@@ -75,7 +78,7 @@ def run_evaluation(
                              cli="give --data-dir DIR holding the benchmarks, or --pairs FILE with pairs")
     evaluators = [  # a reward model's reference is checked here (ModelNotFoundError), before anything is written
         *(length_baselines() if baselines else []),
-        *(RewardModelScorer(m, precision=precision, max_batch_tokens=max_batch_tokens, device=device) for m in models),
+        *(_reward_model_scorer(engine, m, precision=precision, max_batch_tokens=max_batch_tokens, device=device) for m in models),
         *judges,
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +111,14 @@ def run_evaluation(
     return results
 
 
+def _reward_model_scorer(engine, reference, **kw) -> RewardModelScorer:
+    if engine is None:
+        return RewardModelScorer(reference, **kw)
+    from ..engine.ray_scoring import RayRewardModelScorer
+
+    return RayRewardModelScorer(engine, reference, **kw)
+
+
 def _evaluate(evaluator, items, cache_dir: Path, progress: bool) -> tuple[list, dict]:
     """Per-item rewards from a reward model / baseline (per text, cached) or a judge (per item)."""
     if hasattr(evaluator, "evaluate_items"):
@@ -115,7 +126,7 @@ def _evaluate(evaluator, items, cache_dir: Path, progress: bool) -> tuple[list, 
     cache = RewardCache(cache_dir / f"{evaluator.key}.sqlite") if evaluator.kind == "reward-model" else None
     try:
         rewards, stats = score_once(
-            lambda conversations, names: evaluator.score(conversations),
+            getattr(evaluator, "score_fn", None) or (lambda conversations, names: evaluator.score(conversations)),
             [it.conversations() for it in items],
             names=[f"{it.benchmark} item {it.item_id}" for it in items],
             cache=cache,

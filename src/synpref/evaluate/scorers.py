@@ -40,6 +40,15 @@ def _saved_policy(path: Path) -> TextPolicy:
     return TextPolicy()
 
 
+def saved_scoring_policy(reference: str, **overrides) -> TextPolicy:
+    """The scoring policy a model loaded from ``reference`` applies (its saved policy through
+    :func:`synpref.text.scoring_policy`), read from its files without loading it."""
+    from ..model.loading import resolve
+
+    path = Path(resolve(reference))
+    return scoring_policy(_saved_policy(path) if path.is_dir() else TextPolicy(), **overrides)
+
+
 def model_key(reference: str, precision: str) -> tuple[str, TextPolicy]:
     """(cache key, text policy used) from the checkpoint's files (names, sizes, mtimes), policy and precision."""
     from ..model.loading import resolve
