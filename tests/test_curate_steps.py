@@ -267,3 +267,20 @@ def test_the_plan_predictions_sit_beside_what_stage2_decided(tmp_path, tiny_bert
     for d in ("keep", "discard", "flip"):
         assert plan["actual"][f"{d}_fraction"] == round(counts.get(d, 0) / 16, 4)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["plan"] == plan
+
+
+def test_a_run_directory_of_the_older_layout_is_refused_in_one_line(tmp_path, tiny_bert_dir):
+    import pytest
+
+    from synpref.curate.config import ConfigError
+
+    make_pools(tmp_path, n=6, n_gold=2)
+    cfg = config(tmp_path, "http://127.0.0.1:9/v1", tiny_bert_dir, stage1={"iterations": 0}, stage2={"enabled": False},
+                 attributes={"enabled": False}, judge={"max_examples": 0})
+    run_curation(cfg, tmp_path / "run")
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["steps"]["pairs"]["kept"] == 8 and "batches" in state
+    del state["batches"]  # what a run of the single-process Run class left
+    (tmp_path / "run" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match="holds a run of an earlier synpref .*curate into a new RUN_DIR"):
+        run_curation(cfg, tmp_path / "run")

@@ -43,12 +43,25 @@ def run_curation(config, run_dir, *, progress: bool = False, device: str | None 
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, "# The complete config of this run (every key; `synpref curate config` explains each).\n"
                           + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    _refuse_an_older_layout(run_dir)
     ctx = RunContext(cfg, run_dir, device=device, progress=progress)
     runner = Runner(ctx, pipeline(cfg))
     try:
         return runner.summary(runner.run())
     finally:
         ctx.llm.close()
+
+
+def _refuse_an_older_layout(run_dir: Path) -> None:
+    """A run directory from before the run was made of batch steps cannot be resumed by them."""
+    import json
+
+    state = run_dir / "state.json"
+    if state.is_file():
+        data = json.loads(state.read_text())
+        if data.get("steps") and "batches" not in data:
+            raise ConfigError(f"{run_dir} holds a run of an earlier synpref (its steps did not work in batches); "
+                              "curate into a new RUN_DIR")
 
 
 def why(run_dir, pair_id: str) -> dict:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from .decide import Stage2Decide
 from .judge import Stage2Judge
+from .rms import Stage2RMs
 from .score import Stage2Score
-from .train import Stage2Train
 from .write import Stage2Write
 
 
 def stage2_steps(cfg) -> list:
-    return [Stage2Train(), Stage2Score(), Stage2Judge(), Stage2Decide(), Stage2Write()]
+    return [Stage2RMs(), Stage2Score(), Stage2Judge(), Stage2Decide(), Stage2Write()]
 
 
-__all__ = ["Stage2Decide", "Stage2Judge", "Stage2Score", "Stage2Train", "Stage2Write", "stage2_steps"]
+__all__ = ["Stage2Decide", "Stage2Judge", "Stage2RMs", "Stage2Score", "Stage2Write", "stage2_steps"]

@@ -18,7 +18,7 @@ from ..base import Done, Step
 from ..stage1.common import pool_ids
 
 
-class Stage2Train(Step):
+class Stage2RMs(Step):
     name = "stage2/rms"
     inputs = ("labels/", "pairs/", "<best_rm in state.json>")
     outputs = ("stage2/gold_rm/", "stage2/current_rm_fold*/ (or stage2/current_rm/)")
