@@ -44,20 +44,23 @@ class Stage2RMs(Step):
 
     @staticmethod
     def _labelled_pool(ctx):
-        """A stream factory of ``(pair_id, record, label)`` over the pool (or its sample)."""
+        """A stream factory of ``(pair_id, record, label)`` over the pool, in pool order (or over its sample)."""
         s2, seed = ctx.cfg.stage2, ctx.cfg.seed
         silver = ctx.labels("silver")
-        sample = None
-        if s2.current_rm_pairs:
-            sample = set(heapq.nsmallest(s2.current_rm_pairs, pool_ids(ctx), key=lambda p: stable_rand(seed, "current-rm-sample", p)))
+
+        def label(pid: str) -> str:
+            return silver.get(pid, {}).get("label", "A")
+
+        if s2.current_rm_pairs:  # a bounded sample: read once, only its rows
+            sample = heapq.nsmallest(s2.current_rm_pairs, pool_ids(ctx), key=lambda p: stable_rand(seed, "current-rm-sample", p))
+            rows = ctx.pairs.rows_of(sample, ctx.pairs.pool_range)
+            records = ctx.pairs.take(rows.values())
+            items = [(pid, records[rows[pid]], label(pid)) for pid in sorted(sample, key=rows.__getitem__)]
+            return lambda: iter(items)
 
         def stream():
             for n in ctx.pairs.pool_range:
-                ids = ctx.pairs.ids(n)
-                if sample is not None and not any(p in sample for p in ids):
-                    continue
-                for pid, rec in zip(ids, ctx.pairs.records(n)):
-                    if sample is None or pid in sample:
-                        yield pid, rec, silver.get(pid, {}).get("label", "A")
+                for pid, rec in zip(ctx.pairs.ids(n), ctx.pairs.records(n)):
+                    yield pid, rec, label(pid)
 
         return stream
