@@ -113,7 +113,7 @@ DRIVER = textwrap.dedent('''
     """Run a curation and SIGKILL it at one point: python driver.py CONFIG RUN_DIR STEP BATCH POINT K."""
     import os, signal, sys
 
-    from synpref.curate import parts, rm, runner
+    from synpref.curate import parts, retrieval, rm, runner
     from synpref.curate.run import run_curation
     import synpref.curate.steps.pairs as pairs_step
     import synpref.curate.steps.stage2.write as write_step
@@ -159,6 +159,7 @@ DRIVER = textwrap.dedent('''
                 die()
         return out
     client.LLMClient.chat = chat
+    after(retrieval.Embedder, "encode", "encode")   # mid-embed: the batch's vectors made, not yet in the memory map
     after(rm.RMScorer, "probs", "probs")            # mid-score: after the k-th model scored the batch
     after(parts.PartDir, "write", "part")           # a part renamed into place, the batch not yet marked done
     after(pairs_step.SeenIds, "add", "part")        # the same for the pairs step (its part and its ids in the seen set)
@@ -176,7 +177,7 @@ def _outputs(run: Path) -> dict:
 
 
 def test_sigkill_at_seeded_points_resumes_at_the_unfinished_batch(tmp_path, tiny_bert_dir):
-    """kill -9 mid-pairs, mid-score, mid-judge, mid-decide and mid-write (seeded batches and calls), rerun
+    """kill -9 mid-pairs, mid-embed, mid-score, mid-judge, mid-decide and mid-write (seeded batches and calls), rerun
     after each: the run resumes at the killed batch, pays no completed LLM call twice, and ends with the
     ledger, output pools and paid calls of an uninterrupted run."""
     batch = 8
@@ -189,7 +190,8 @@ def test_sigkill_at_seeded_points_resumes_at_the_unfinished_batch(tmp_path, tiny
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
     rng = random.Random(12)
     pool_batches = range(2, 1 + -(-44 // batch))  # batch 0 is the gold pool's; from 2 on, a kill finds a batch done
-    points = [("pairs", rng.choice(pool_batches), "part", 1), ("stage2/score", rng.choice(pool_batches), "probs", rng.randint(1, 2)),
+    points = [("pairs", rng.choice(pool_batches), "part", 1), ("embed", rng.choice(pool_batches), "encode", 1),
+              ("stage2/score", rng.choice(pool_batches), "probs", rng.randint(1, 2)),
               ("stage2/judge", rng.choice(pool_batches), "llm", rng.randint(1, 3)), ("stage2/decide", rng.choice(pool_batches), "part", 1),
               ("stage2/write", rng.choice(pool_batches), "output", 1)]
     with FakeOpenAIServer(scripted_judge, delay=0.02) as srv:
@@ -207,7 +209,7 @@ def test_sigkill_at_seeded_points_resumes_at_the_unfinished_batch(tmp_path, tiny
             state = json.loads((run / "state.json").read_text())
             assert step not in state["steps"]
             done = state["batches"][step]["done"]
-            position = n if step in ("pairs", "stage2/write") else n - 1  # these two also go through the gold pool's batch 0
+            position = n if step in ("pairs", "embed", "stage2/write") else n - 1  # these also go through the gold pool's batch 0
             assert done == position, (step, n, done)  # every batch before the killed one is done, not the killed one
             resumed_at.append(f"{step}: resuming at batch {done + 1} of ")
             completed_before_kill.append({json.dumps(b, sort_keys=True) for b in srv.completed[n_before:]})
@@ -232,7 +234,7 @@ def test_sigkill_at_seeded_points_resumes_at_the_unfinished_batch(tmp_path, tiny
     assert set(chain_bodies) == set(ref_bodies)
     assert len(chain_bodies) <= len(ref_bodies) + 2, (len(chain_bodies), len(ref_bodies), n_chain)
     assert summ["llm_cumulative"]["calls"] == ref["llm_cumulative"]["calls"] == len(ref_bodies)
-    assert completed_before_kill[2]  # the judge-step kill came after some answers of that batch
+    assert completed_before_kill[3]  # the judge-step kill came after some answers of that batch
 
 
 def test_pairs_step_keeps_a_set_of_pairs_and_counts_the_rest(tmp_path, tiny_bert_dir):

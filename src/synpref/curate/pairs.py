@@ -93,14 +93,18 @@ class Pairs:
         n = bisect.bisect_right(self.offsets, row) - 1
         return n, row - self.offsets[n]
 
-    def take(self, rows: Iterable[int]) -> dict[int, Record]:
-        """The records at global ``rows`` (each batch holding one is read once)."""
-        by_batch: dict[int, list[int]] = {}
+    def by_batch(self, rows: Iterable[int]) -> dict[int, list[int]]:
+        """Global ``rows`` grouped by batch: ``{batch: [index in the batch, ...]}``, in row order."""
+        out: dict[int, list[int]] = {}
         for r in sorted(set(rows)):
             n, i = self.batch_of(r)
-            by_batch.setdefault(n, []).append(i)
+            out.setdefault(n, []).append(i)
+        return out
+
+    def take(self, rows: Iterable[int]) -> dict[int, Record]:
+        """The records at global ``rows`` (each batch holding one is read once)."""
         out = {}
-        for n, idx in by_batch.items():
+        for n, idx in self.by_batch(rows).items():
             table = pq.read_table(self.path(n), schema=RECORD_SCHEMA).take(idx)
             out.update(zip((self.offsets[n] + i for i in idx), records_from_table(table)))
         return out
@@ -121,12 +125,8 @@ class Attributes:
         return [json.loads(r["attributes"]) if r["attributes"] else None for r in self.parts.read(n)]
 
     def take(self, rows: Iterable[int]) -> dict[int, dict | None]:
-        by_batch: dict[int, list[int]] = {}
-        for r in sorted(set(rows)):
-            n, i = self.pairs.batch_of(r)
-            by_batch.setdefault(n, []).append(i)
         out = {}
-        for n, idx in by_batch.items():
+        for n, idx in self.pairs.by_batch(rows).items():
             attrs = self.batch(n)
             out.update((self.pairs.offsets[n] + i, attrs[i]) for i in idx)
         return out
