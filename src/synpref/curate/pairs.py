@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pyarrow.parquet as pq
 
@@ -87,6 +87,11 @@ class Pairs:
                 if pid in want and pid not in found:
                     found[pid] = self.offsets[n] + i
         return found
+
+    def pool_ids(self) -> Iterator[str]:
+        """The ids of the pool being curated (not the gold pool), in order; reads only the id column."""
+        for n in self.pool_range:
+            yield from self.ids(n)
 
     def batch_of(self, row: int) -> tuple[int, int]:
         """(batch, index in the batch) of a global row."""

@@ -1,9 +1,8 @@
-"""What the Stage 1 steps share: an iteration's folder and name, the pool's ids in order."""
+"""What the Stage 1 steps share: an iteration's folder and name."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 
 def iteration_tag(it: int) -> str:
@@ -12,12 +11,6 @@ def iteration_tag(it: int) -> str:
 
 def iteration_dir(ctx, it: int) -> Path:
     return ctx.dir / "stage1" / f"iter-{it:02d}"
-
-
-def pool_ids(ctx) -> Iterator[str]:
-    """The ids of the pool being curated (not the gold pool), in order; reads only the id column."""
-    for n in ctx.pairs.pool_range:
-        yield from ctx.pairs.ids(n)
 
 
 class IterationStep:

@@ -8,7 +8,6 @@ import heapq
 
 from ...util import stable_rand
 from ..base import Done, Step
-from .common import pool_ids
 
 
 class Stage1Init(Step):
@@ -22,7 +21,7 @@ class Stage1Init(Step):
     def run(self, ctx) -> Done:
         seed = ctx.cfg.seed
         gold = {pid: {"label": "A", "source": "human", "iteration": -1} for n in ctx.pairs.gold_range for pid in ctx.pairs.ids(n)}
-        sample = heapq.nsmallest(ctx.cfg.stage1.silver_init, pool_ids(ctx), key=lambda pid: stable_rand(seed, "silver-init", pid))
+        sample = heapq.nsmallest(ctx.cfg.stage1.silver_init, ctx.pairs.pool_ids(), key=lambda pid: stable_rand(seed, "silver-init", pid))
         silver = {pid: {"label": "A", "source": "dataset", "iteration": -1} for pid in sample}
         ctx.save_labels("gold", gold)
         ctx.save_labels("silver", silver)

@@ -4,7 +4,6 @@ humans; their decisions make the first gold set."""
 from __future__ import annotations
 
 from ..base import Done, Step
-from .common import pool_ids
 from .verify import human_round
 
 
@@ -20,7 +19,7 @@ class Stage1Seed(Step):
     def run(self, ctx) -> Done:
         silver = ctx.labels("silver")
         seeds = []
-        for pid in pool_ids(ctx):
+        for pid in ctx.pairs.pool_ids():
             if len(seeds) >= ctx.cfg.stage1.seed_gold:
                 break
             if pid not in silver:

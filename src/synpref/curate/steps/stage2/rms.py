@@ -15,7 +15,6 @@ import heapq
 from ...rm import CurrentRMs, train_cross_fitted, train_rm
 from ...util import stable_rand
 from ..base import Done, Step
-from ..stage1.common import pool_ids
 
 
 class Stage2RMs(Step):
@@ -52,7 +51,7 @@ class Stage2RMs(Step):
             return silver.get(pid, {}).get("label", "A")
 
         if s2.current_rm_pairs:  # a bounded sample: read once, only its rows
-            sample = heapq.nsmallest(s2.current_rm_pairs, pool_ids(ctx), key=lambda p: stable_rand(seed, "current-rm-sample", p))
+            sample = heapq.nsmallest(s2.current_rm_pairs, ctx.pairs.pool_ids(), key=lambda p: stable_rand(seed, "current-rm-sample", p))
             rows = ctx.pairs.rows_of(sample, ctx.pairs.pool_range)
             records = ctx.pairs.take(rows.values())
             items = [(pid, records[rows[pid]], label(pid)) for pid in sorted(sample, key=rows.__getitem__)]
