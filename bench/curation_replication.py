@@ -149,7 +149,7 @@ def main(argv=None):
 
     # how good were the three signals, against the truth (a flipped pair's given label is wrong)?
     truth = {e["pair_id"]: e["pair_id"] not in flipped_ids for e in considered}
-    judged = {r["pair_id"]: r["label"] for r in read_jsonl(run_dir / "stage2" / "judgements.jsonl") if r["label"]}
+    judged = {e["pair_id"]: e["judge"]["label"] for e in considered if e.get("judge") and e["judge"]["label"]}
     signals = {
         "current_rm_accuracy": sum((e["p_current"] > 0.5) == truth[e["pair_id"]] for e in considered) / max(1, len(considered)),
         "gold_rm_accuracy": sum((e["p_gold"] > 0.5) == truth[e["pair_id"]] for e in considered) / max(1, len(considered)),

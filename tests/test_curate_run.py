@@ -216,9 +216,13 @@ def test_sigkill_resume_repeats_no_llm_call(tmp_path, tiny_bert_dir):
         assert len(after) == len(set(after))
         summ = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summ["status"] == "done"
-        assert summ["llm_this_invocation"]["total"]["cache_hits"] >= len(before) - 2
         # an uninterrupted run of the same config decides the same
         ref = run_curation(cfg, tmp_path / "ref")
+        # the resume paid only for what the killed run had not: finished batches are not redone, the
+        # unfinished batch's answered calls come from the cache
+        paid_after = summ["llm_this_invocation"]["total"]["calls"]
+        assert len(before) + paid_after <= ref["llm_this_invocation"]["total"]["calls"] + 2
+        assert summ["llm_cumulative"]["calls"] == ref["llm_cumulative"]["calls"]
     resumed = {e["pair_id"]: (e["decision"], e["final_label"]) for e in read_jsonl(tmp_path / "run" / "ledger" / "stage2.jsonl")}
     assert resumed
     reference = {e["pair_id"]: (e["decision"], e["final_label"]) for e in read_jsonl(tmp_path / "ref" / "ledger" / "stage2.jsonl")}
@@ -228,23 +232,24 @@ def test_sigkill_resume_repeats_no_llm_call(tmp_path, tiny_bert_dir):
 
 def test_stage2_without_stage1_scores_each_pair_out_of_fold(tmp_path, tiny_bert_dir, monkeypatch):
     """No Stage 1: the current RMs are cross-fitted, so no pair is scored by a model trained on it."""
-    import synpref.curate.run as run_mod
+    import synpref.curate.rm as rm_mod
 
     make_pools(tmp_path, n=24, n_gold=6)
     trained: dict[str, set] = {}
     scored: dict[str, set] = {}
-    real_train, real_probs = run_mod.Run.train_rm, run_mod.Run.probs
+    real_train, real_probs = rm_mod.train_rm, rm_mod.RMScorer.probs
 
-    def train_rm(self, out, labelled, tag):
-        trained[out.name] = set(labelled)
-        return real_train(self, out, labelled, tag)
+    def train_rm(out, labelled, settings, tag):
+        labelled = list(labelled)
+        trained[out.name] = {rec.id for rec, _ in labelled}
+        return real_train(out, labelled, settings, tag)
 
-    def probs(self, model_dir, items):
-        scored.setdefault(model_dir.parent.name, set()).update(p for p, _ in items)
-        return real_probs(self, model_dir, items)
+    def probs(self, records, labels):
+        scored.setdefault(self.model_dir.parent.name, set()).update(r.id for r in records)
+        return real_probs(self, records, labels)
 
-    monkeypatch.setattr(run_mod.Run, "train_rm", train_rm)
-    monkeypatch.setattr(run_mod.Run, "probs", probs)
+    monkeypatch.setattr(rm_mod, "train_rm", train_rm)
+    monkeypatch.setattr(rm_mod.RMScorer, "probs", probs)
     with FakeOpenAIServer(scripted_judge) as srv:
         summ = run_curation(config(tmp_path, srv.base_url, tiny_bert_dir, stage1={"iterations": 0}), tmp_path / "run")
     assert summ["status"] == "done"
@@ -317,9 +322,8 @@ def test_device_option_reaches_the_rm_scorer_and_the_embedder(tmp_path, tiny_ber
 
 
 def test_models_default_to_the_device_synpref_model_picks(tmp_path, tiny_bert_dir, monkeypatch):
-    from synpref.curate.config import load_config
     from synpref.curate.retrieval import Embedder
-    from synpref.curate.run import Run
+    from synpref.curate.rm import RMScorer
     from synpref.model import RewardModel
 
     _meta_default_device(monkeypatch)
@@ -336,12 +340,9 @@ def test_models_default_to_the_device_synpref_model_picks(tmp_path, tiny_bert_di
     real_load = RewardModel.from_pretrained.__func__
     monkeypatch.setattr(RewardModel, "from_pretrained", classmethod(from_pretrained))
     rec = make_pair("q?", "a long answer", "no")
-    run = Run(load_config({"pool": str(tmp_path)}), tmp_path)
-    run.records = {rec.id: rec}
     with pytest.raises(Loaded):
-        run.probs(Path(tiny_bert_dir), [(rec.id, "A")])
+        RMScorer(Path(tiny_bert_dir)).probs([rec], ["A"])
     assert loaded == ["meta"]
-    run.device = "cpu"  # what --device sets
-    with pytest.raises(Loaded):
-        run.probs(Path(tiny_bert_dir), [(rec.id, "A")])
+    with pytest.raises(Loaded):  # what --device sets
+        RMScorer(Path(tiny_bert_dir), device="cpu").probs([rec], ["A"])
     assert loaded == ["meta", "cpu"]

@@ -161,6 +161,41 @@ def test_neighbour_index_exact():
     assert ex[0][0] == "d" and len(ex) == 2 and "a" not in [h[0] for h in ex]
 
 
+def test_streamed_top_k_is_the_exact_search_over_all_chunks():
+    import numpy as np
+
+    from synpref.curate.retrieval import top_k_streaming
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(300, 8)).astype("float32")
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[7] = v[3]  # a tie: the lower row comes first
+    rows = np.arange(300) + 1000  # candidates are named by their rows
+    chunks = ((rows[a : a + 37], v[a : a + 37]) for a in range(0, 300, 37))
+    got = top_k_streaming(v[[3, 50, 299]], chunks, 5)
+    sims = v[[3, 50, 299]] @ v.T
+    for q, hits in enumerate(got):
+        order = sorted(range(300), key=lambda i: (-sims[q, i], i))[:5]
+        assert [r for r, _ in hits] == [1000 + i for i in order]
+        assert [s for _, s in hits] == pytest.approx([float(sims[q, i]) for i in order], abs=1e-6)
+    assert [r for r, _ in got[0][:2]] == [1003, 1007]
+    assert top_k_streaming(v[:2], iter([]), 3) == [[], []]
+
+
+def test_pool_batches_from_any_row_and_atomic_parts(tmp_path):
+    from synpref.store.pool import iter_pool_batches, write_pool_part
+
+    recs = pairs(50)
+    with PoolWriter(tmp_path / "p", row_group_size=7, rows_per_shard=20) as w:  # 3 shards of row groups of 7
+        w.write_all(recs)
+    for start in (0, 1, 6, 7, 8, 19, 20, 21, 34, 49, 50):
+        got = [i for b in iter_pool_batches(tmp_path / "p", batch_size=6, start=start, columns=["id"]) for i in b.column("id").to_pylist()]
+        assert got == [r.id for r in recs[start:]], start
+    assert write_pool_part(tmp_path / "one" / "part-00003.parquet", recs[:4]) == 4
+    assert [r.id for r in read_pool(tmp_path / "one")] == [r.id for r in recs[:4]]
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["part-00003.parquet"]  # no temporary file left
+
+
 @pytest.mark.parametrize("p_cur,p_gold,judge,expected", [
     (0.9, 0.8, None, ("keep", "A")),
     (0.9, 0.3, None, ("discard", "A")),

@@ -9,6 +9,10 @@ Public API (see docs/curation.md):
 * :func:`export_verification` / :func:`import_verification` - the file-based human verification contract.
 * :func:`stage2_decide` - the Stage 2 rule for one pair.
 * :func:`run_curation` / :func:`why` - the resumable run and its lineage query.
+
+The run is a list of steps (:mod:`synpref.curate.steps`, one module each) that the runner
+(:mod:`synpref.curate.runner`) runs, resumes batch by batch and records; reward-model work is in
+:mod:`synpref.curate.rm`, the run's LLM access in :mod:`synpref.curate.endpoints`.
 """
 
 from .attributes import ATTRIBUTE_SCHEMA, annotate_attributes

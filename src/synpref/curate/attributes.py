@@ -1,7 +1,7 @@
 """Preference attributes: the five-tuple (task category, objectivity, controversiality,
 desired attributes, instance guideline) an LLM writes for every pair, as validated JSON.
 
-Stored with the pair as ``meta['attributes']`` (and in the run's ``attributes/attributes.jsonl``).
+Stored with the pair as ``meta['attributes']`` (and in the run's ``attributes/part-NNNNN.parquet``).
 """
 
 from __future__ import annotations

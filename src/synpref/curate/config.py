@@ -119,6 +119,13 @@ class Stage2Config:
 
 
 @dataclass
+class EngineConfig:
+    batch_size: int = _f(1000, "Pairs per batch of every step: each step streams the pool in batches of this size, writes one "
+                         "Parquet part per batch and resumes after a kill at the first unfinished batch; memory grows with it, "
+                         "not with the pool.", min=1)
+
+
+@dataclass
 class CurateConfig:
     pool: str | None = _f(None, "Pool directory to curate (required); labels as given: candidate 0 preferred.")
     gold: str | None = _f(None, "Pool of human-verified pairs, trusted as gold (default: Stage 1 asks the humans for seed_gold pairs).")
@@ -132,7 +139,8 @@ class CurateConfig:
     rm: RMConfig = _section(RMConfig, "Every reward model the run trains (any TrainConfig field but data, run_dir, seed, device).")
     stage1: Stage1Config = _section(Stage1Config, "Stage 1: human-in-the-loop rounds.")
     stage2: Stage2Config = _section(Stage2Config, "Stage 2: automatic keep / flip / discard.")
-    seed: int = _f(0, "Seed of the run: pool shuffles, fold assignment, verification order, every RM's training.")
+    engine: EngineConfig = _section(EngineConfig, "How the run's steps stream the pool.")
+    seed: int = _f(0, "Seed of the run: pool samples, fold assignment, verification order, every RM's training.")
 
     def to_dict(self) -> dict:
         return asdict(self)

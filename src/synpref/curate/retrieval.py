@@ -51,9 +51,15 @@ class Embedder:
         self.model.max_seq_length = min(256, self.model.max_seq_length or 256)
         self.batch_size = batch_size
 
+    @property
+    def dim(self) -> int:
+        """Length of a vector (sentence-transformers renamed the method that says it)."""
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return get()
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype="float32")
+            return np.zeros((0, self.dim), dtype="float32")
         v = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
                               convert_to_numpy=True)
         return np.ascontiguousarray(v, dtype="float32")
@@ -85,3 +91,30 @@ class NeighbourIndex:
             hits = [(self.ids[i], float(s)) for s, i in zip(srow, irow) if i >= 0 and self.ids[i] not in exclude]
             out.append(hits[:k])
         return out
+
+
+def top_k_streaming(query: np.ndarray, chunks, k: int) -> list[list[tuple[int, float]]]:
+    """Exact cosine nearest neighbours of each ``query`` row among vectors that arrive in chunks.
+
+    ``chunks`` yields ``(rows, vectors)``: the candidates' ids (ints, e.g. global pairs rows) and
+    their L2-normalised vectors. Only the best ``k`` per query are kept between chunks, so memory
+    is one chunk plus ``len(query) * k``, whatever the number of candidates (the embeddings can stay
+    memory-mapped on disk). Returns, per query, up to ``k`` ``(row, similarity)``, best first
+    (equal similarities: the lower row first).
+    """
+    q = np.ascontiguousarray(query, dtype="float32")
+    best_rows = np.zeros((len(q), 0), dtype="int64")
+    best_sims = np.zeros((len(q), 0), dtype="float32")
+    if k <= 0 or not len(q):
+        return [[] for _ in range(len(q))]
+    for rows, vectors in chunks:
+        if not len(rows):
+            continue
+        sims = q @ np.ascontiguousarray(vectors, dtype="float32").T
+        all_sims = np.concatenate([best_sims, sims], axis=1)
+        all_rows = np.concatenate([best_rows, np.broadcast_to(np.asarray(rows, dtype="int64"), sims.shape)], axis=1)
+        keep = min(k, all_sims.shape[1])
+        order = np.lexsort((all_rows, -all_sims), axis=1)[:, :keep]
+        best_sims = np.take_along_axis(all_sims, order, axis=1)
+        best_rows = np.take_along_axis(all_rows, order, axis=1)
+    return [[(int(r), float(s)) for r, s in zip(rr, ss)] for rr, ss in zip(best_rows, best_sims)]

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 from ..formats.sources import SourceError, iter_jsonl
 from ..llm.pairwise import clip  # noqa: F401 - re-exported (retrieval)
-from ..numeric import sigmoid  # noqa: F401  (curate.run imports it from here)
+from ..numeric import sigmoid  # noqa: F401  (re-exported: curate.rm)
 from ..schema import Record
 from ..seeding import stable_rand  # noqa: F401 - re-exported (curation's seeded draws)
 
@@ -115,12 +115,23 @@ def flip(rec: Record) -> Record:
                   provenance=rec.provenance, meta=dict(rec.meta))
 
 
+def oriented(rec: Record, label: str) -> Record:
+    """The pair with its preferred candidate first: ``label`` "A" keeps it, "B" flips it."""
+    return rec if label == "A" else flip(rec)
+
+
 class RunState:
-    """``state.json``: which steps are done (with their small results); atomic writes."""
+    """``state.json``: finished steps (with their small results), the progress of a step that runs in
+    batches, and a few run-wide facts (``best_rm``, ``rejected``); every change is written atomically.
+
+    Only :class:`synpref.curate.runner.Runner` marks steps and batches done; steps read the facts and
+    may record their own sub-progress (a verification batch exported) with :meth:`mark`.
+    """
 
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / "state.json"
         self.data = json.loads(self.path.read_text()) if self.path.is_file() else {"steps": {}}
+        self.data.setdefault("batches", {})
 
     def done(self, step: str) -> bool:
         return step in self.data["steps"]
@@ -136,23 +147,85 @@ class RunState:
         self.data[key] = value
         atomic_write_json(self.path, self.data)
 
+    # -- a step that runs in batches ---------------------------------------------------------
+    def batches_done(self, step: str) -> int:
+        """How many of the step's batches are finished (they finish in order)."""
+        return self.data["batches"].get(step, {}).get("done", 0)
+
+    def batch_totals(self, step: str) -> dict:
+        """The sums of the numbers the step's finished batches reported."""
+        return dict(self.data["batches"].get(step, {}).get("totals", {}))
+
+    def mark_batch(self, step: str, n: int, info: dict) -> None:
+        """Batch ``n`` (0-based, in the step's order) is finished; its numbers are added to the totals."""
+        entry = self.data["batches"].setdefault(step, {"done": 0, "totals": {}})
+        if n != entry["done"]:
+            raise RuntimeError(f"{step}: batch {n} finished while {entry['done']} were done (batches finish in order)")
+        for k, v in info.items():
+            entry["totals"][k] = entry["totals"].get(k, 0) + v
+        entry["done"] = n + 1
+        atomic_write_json(self.path, self.data)
+
 
 class Ledger:
-    """Append-only JSONL of every decision about a pair (``ledger.jsonl``); ``why`` reads it.
+    """Every decision about a pair, one JSONL file per step in ``ledger/`` (``why`` reads them).
 
-    A step writes its entries to a part file and renames it into ``ledger/`` when
-    complete, so a killed step leaves no half-written decisions behind.
+    A step's file appears complete or not at all: :meth:`write_step` streams to a temporary file
+    and renames it; a step that runs in batches writes one part per batch (:meth:`write_part`,
+    under ``ledger/parts/STEP/``) and :meth:`merge_parts` joins them, in batch order, into the
+    step's file when the step is done.
     """
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir) / "ledger"
         self.dir.mkdir(parents=True, exist_ok=True)
 
+    def file(self, step: str) -> Path:
+        return self.dir / f"{step.replace('/', '__')}.jsonl"
+
+    def parts_dir(self, step: str) -> Path:
+        return self.dir / "parts" / step.replace("/", "__")
+
     def write_step(self, step: str, entries: Iterable[dict]) -> int:
-        rows = [{"step": step, **e} for e in entries]
-        write_jsonl(self.dir / f"{step.replace('/', '__')}.jsonl", rows)
-        return len(rows)
+        return _write_entries(self.file(step), step, entries)
+
+    def write_part(self, step: str, n: int, entries: Iterable[dict]) -> int:
+        return _write_entries(self.parts_dir(step) / f"part-{n:05d}.jsonl", step, entries)
+
+    def clear_parts(self, step: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.parts_dir(step), ignore_errors=True)
+
+    def merge_parts(self, step: str) -> None:
+        """Concatenate the step's parts (in name order) into its file, atomically, then drop the parts."""
+        parts = sorted(self.parts_dir(step).glob("part-*.jsonl"))
+        target = self.file(step)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+        self.clear_parts(step)
 
     def entries(self) -> Iterator[dict]:
         for f in sorted(self.dir.glob("*.jsonl")):
             yield from read_jsonl(f)
+
+
+def _write_entries(path: Path, step: str, entries: Iterable[dict]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for e in entries:
+            f.write(json.dumps({"step": step, **e}, ensure_ascii=False, default=str) + "\n")
+            n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return n

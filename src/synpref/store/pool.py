@@ -212,3 +212,54 @@ def read_pool(path: str | Path, *, batch_size: int = 1000) -> Iterator[Record]:
 
 def count_pool(path: str | Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in pool_files(path))
+
+
+# -- batch-wise access (the curation run's steps) ----------------------------------------------
+def records_from_table(table: pa.Table | pa.RecordBatch) -> list[Record]:
+    """The records of a table (or record batch) of the pool schema, in row order."""
+    return [row_to_record(row) for row in table.to_pylist()]
+
+
+def records_to_table(records: Iterable[Record]) -> pa.Table:
+    """A pool-schema table of ``records`` (the inverse of :func:`records_from_table`)."""
+    return pa.Table.from_pylist([record_to_row(r) for r in records], schema=RECORD_SCHEMA)
+
+
+def write_pool_part(path: str | Path, records: Iterable[Record] | pa.Table) -> int:
+    """Write one pool shard at ``path`` atomically (a temporary file renamed into place): a reader,
+    or a run resumed after ``kill -9``, sees the whole shard or none of it. Returns the row count."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = records if isinstance(records, pa.Table) else records_to_table(records)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table.cast(RECORD_SCHEMA), tmp, compression="zstd")
+    os.replace(tmp, path)
+    return table.num_rows
+
+
+def iter_pool_batches(path: str | Path, *, batch_size: int = 1000, start: int = 0, columns: list[str] | None = None
+                      ) -> Iterator[pa.RecordBatch]:
+    """Arrow record batches of a pool (directory or shard) in write order, from row ``start`` on.
+
+    Row groups wholly before ``start`` are skipped from the Parquet metadata, without reading them.
+    ``columns``: read only these (e.g. ``["id"]``).
+    """
+    skip = start
+    for f in pool_files(path):
+        pf = pq.ParquetFile(f)
+        if skip >= pf.metadata.num_rows:
+            skip -= pf.metadata.num_rows
+            continue
+        groups = list(range(pf.metadata.num_row_groups))
+        while groups and skip >= pf.metadata.row_group(groups[0]).num_rows:
+            skip -= pf.metadata.row_group(groups[0]).num_rows
+            groups.pop(0)
+        for batch in pf.iter_batches(batch_size=batch_size, row_groups=groups, columns=columns):
+            if skip:
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                batch, skip = batch.slice(skip), 0
+            yield batch

@@ -1,0 +1,40 @@
+"""``attributes``: each pair's preference attributes (:mod:`synpref.curate.attributes`), batch by batch.
+
+Part n of ``attributes/`` holds, for each pair of pairs batch n in order, the attributes as JSON
+(or null, with the error, when the LLM gave no valid answer). The first endpoint answers.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..parts import ATTRIBUTES, PartDir
+from .base import BatchStep, Done
+
+
+class AttributesStep(BatchStep):
+    name = "attributes"
+    inputs = ("pairs/",)
+    outputs = ("attributes/part-NNNNN.parquet",)
+
+    def enabled(self, ctx) -> bool:
+        return ctx.cfg.attributes.enabled
+
+    def batches(self, ctx):
+        return range(ctx.pairs.n_batches)
+
+    def begin(self, ctx, fresh: bool) -> None:
+        self.parts = PartDir(ctx.dir / "attributes", ATTRIBUTES)
+        if fresh:
+            self.parts.clear()
+
+    def run_batch(self, ctx, n: int) -> Done:
+        from ..attributes import annotate_attributes
+
+        records = ctx.pairs.records(n)
+        ids = [r.id for r in records]
+        out = annotate_attributes(ctx.llm.clients()[0], records, max_chars=ctx.cfg.attributes.max_chars) if records else []
+        self.parts.write(n, [{"pair_id": pid, "attributes": json.dumps(o["attributes"], ensure_ascii=False) if o.get("attributes") else None,
+                              "error": o.get("error")} for pid, o in zip(ids, out)])
+        ok = sum(1 for o in out if o.get("attributes"))
+        return Done({"annotated": ok, "failed": len(out) - ok})
