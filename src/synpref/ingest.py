@@ -270,6 +270,8 @@ class _Run:
         self._bump(counts, "read_rows", read.rows)
         self.flush()
         rows.close()
+        if self.progress and rows.disable:  # no terminal for a bar (a log file, a pipe): one line per file instead
+            print(f"{path.name[:40]}: {read.rows} rows", file=sys.stderr, flush=True)
 
 
 def ingest(
