@@ -56,18 +56,47 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
 @device_option("Device of the run's reward models (training and scoring) and embedder: cpu, cuda, cuda:N "
                "(default: cuda if available, else cpu).")
 @click.option("--quiet", is_flag=True)
-def run_cmd(config, run_dir, device, quiet):
+@click.option("--dry-run", is_flag=True, help="Print the LLM calls and tokens each unfinished step plans (and its pairs), "
+              "from what RUN_DIR holds; call no LLM, train no model, write nothing.")
+def run_cmd(config, run_dir, device, quiet, dry_run):
+    from .budget import BudgetExhausted
     from .config import ConfigError
+    from .run import dry_run as plan_spend
     from .run import run_curation
+    from .steps.base import WaitingForHumans
 
     try:
+        if dry_run:
+            _print_planned_spend(plan_spend(config, run_dir))
+            return
         summ = run_curation(config, run_dir, progress=not quiet, device=device)
     except ConfigError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
+    except BudgetExhausted as e:  # before any batch: the LLM cache cannot be counted
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(4)
     click.echo(json.dumps(summ, indent=2, default=str))
-    if summ["status"].startswith("waiting"):
+    if summ["status"].startswith(WaitingForHumans.status):
         sys.exit(3)
+    if summ["status"].startswith(BudgetExhausted.status):
+        click.echo(summ["status"], err=True)
+        sys.exit(4)
+
+
+def _print_planned_spend(plan: dict) -> None:
+    def num(v):
+        return "?" if v is None else f"{v:,}"
+
+    click.echo(f"{'step':<28} {'pairs':>10} {'calls/pair':>10} {'calls':>10} {'tokens':>12}")
+    for s in plan["steps"]:
+        bound = "" if s["exact"] else "  (at most: its inputs are not made yet)"
+        click.echo(f"{s['step']:<28} {s['pairs']:>10,} {s['calls_per_pair']:>10} {s['calls']:>10,} {num(s['tokens']):>12}{bound}")
+    click.echo(f"{'total':<28} {'':>10} {'':>10} {plan['calls']:>10,} {num(plan['tokens']):>12}")
+    click.echo(f"spent so far: {plan['spent']['calls']:,} calls, {plan['spent']['tokens']:,} tokens; tokens per call: "
+               f"{num(plan['tokens_per_call'])} ({plan['tokens_per_call_source']}); budget: judge.max_calls="
+               f"{plan['budget']['max_calls']}, judge.max_tokens={plan['budget']['max_tokens']}")
+    click.echo("dry run: no LLM was called, no model trained, nothing written")
 
 
 @curate_group.command("config", help="Print every key of a curation config with its default and help: a YAML template to start from.")

@@ -61,6 +61,11 @@ class JudgeConfig:
     params: dict = _f({}, "Sampling parameters sent with every judge call (temperature, max_tokens, seed, ...); "
                       "they override the endpoint's own params.")
     max_repairs: int = _f(2, "Rounds an invalid JSON answer is sent back with the validation error.", min=0)
+    max_calls: int | None = _f(None, "Most LLM calls the run may pay for, all steps together (attributes, Stage 1 labels, Stage 2 "
+                               "judges; cached answers are free): a batch that would pass it is not started, the run stops "
+                               "saying how many more calls it needs and resumes when the value is raised (null: no cap).", min=0)
+    max_tokens: int | None = _f(None, "Most LLM tokens (prompt + completion) the run may pay for, counted and capped like "
+                                "max_calls, a batch's need estimated from the tokens measured per call (null: no cap).", min=0)
 
 
 @dataclass
@@ -108,8 +113,14 @@ class Stage1Config:
     k_max: int = _f(8, "Most neighbours retrieved per gold pair (k_for: k_max when the RM gets it wrong, fewer when it is sure).", min=1)
 
 
+# The names of synpref.curate.stages.STAGE2_RULES (a test keeps the two equal).
+Stage2RuleName = Literal["skywork", "attribute_gated"]
+
+
 @dataclass
 class Stage2Config:
+    rule: Stage2RuleName = _f("skywork", "The Stage 2 rule (docs/curation.md, Stage 2 rules): skywork (Skywork-Reward-V2's: current RM, "
+                              "gold RM and judges) | attribute_gated (judges decide objective pairs, the gold RM gates subjective ones).")
     enabled: bool = _f(True, "Run Stage 2 (gold and current RMs, judges, keep/flip/discard) and write the output pools.")
     band: float = _f(0.0, "Pairs whose current-RM probability of their label is at most 0.5 + band go to the judges.", min=0.0)
     recycle_flips: bool = _f(False, "Also write flipped pairs to curated/ (they are always in recycled/).")

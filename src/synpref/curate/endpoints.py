@@ -21,12 +21,13 @@ class RunLLM:
         self._server = None
         self._clients = None
         self._cache = None
+        self.cache_path = self.dir / "llm_cache.sqlite"
 
     def clients(self):
         from ..llm import JudgeServer, LLMCache, LLMClient
 
         if self._clients is None:
-            self._cache = LLMCache(self.dir / "llm_cache.sqlite")
+            self._cache = LLMCache(self.cache_path)
             eps = list(self.cfg.endpoints)
             if not eps:
                 self.log("no endpoint named: starting the embedded SmolLM2-135M judge (llama.cpp) on 127.0.0.1")

@@ -35,6 +35,11 @@ class ExampleFinder:
         return [[self.examples[g] for g, _ in h] for h in hits]
 
 
+def panel_calls_per_pair(cfg) -> int:
+    """LLM calls the panel pays for one pair: ``judge.n_samples`` per endpoint (the embedded judge without endpoints)."""
+    return cfg.judge.n_samples * max(1, len(cfg.endpoints))
+
+
 def judge_pairs(panel, finder: ExampleFinder, ids: list[str], records: list[Record], attributes: list, rows: list[int]) -> list[dict]:
     """The panel's judgement (``Judgement.to_dict()``) of each pair, in order."""
     if not ids:

@@ -22,7 +22,8 @@ JUDGEMENTS = pa.schema([("pair_id", pa.string()), ("label", pa.string()), ("conf
                         ("votes", pa.large_string()), ("per_model", pa.large_string())])
 DECISIONS = pa.schema([("pair_id", pa.string()), ("decision", pa.string()), ("reason", pa.string()), ("label", pa.string()),
                        ("final_label", pa.string()), ("p_current", pa.float64()), ("p_gold", pa.float64()),
-                       ("judge", pa.large_string()), ("label_source", pa.string())])
+                       ("judge", pa.large_string()), ("label_source", pa.string()),
+                       ("rule", pa.string()), ("objectivity", pa.string())])
 
 
 def part_name(n: int) -> str:

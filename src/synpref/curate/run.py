@@ -17,7 +17,11 @@ from .runner import RunContext, Runner
 from .steps import WaitingForHumans, pipeline
 from .util import Ledger, atomic_write_text
 
-__all__ = ["WaitingForHumans", "run_curation", "why"]
+__all__ = ["WaitingForHumans", "dry_run", "run_curation", "why"]
+
+# Keys a run directory lets change between invocations: the LLM budget (raise it and the run resumes).
+RESUMABLE_KEYS = ("judge.max_calls", "judge.max_tokens")
+_SAVED_HEADER = "# The complete config of this run (every key; `synpref curate config` explains each).\n"
 
 
 def run_curation(config, run_dir, *, progress: bool = False, device: str | None = None) -> dict:
@@ -31,18 +35,9 @@ def run_curation(config, run_dir, *, progress: bool = False, device: str | None 
     run_dir = Path(run_dir)
     cfg = load_config(config)
     saved = run_dir / "config.yaml"
-    if saved.is_file():
-        try:
-            old = load_config(saved)
-        except ConfigError as e:
-            raise ConfigError(f"{run_dir} holds a run whose saved config no longer loads ({e}); use another RUN_DIR") from None
-        changed = changed_keys(old, cfg)
-        if changed:
-            raise ConfigError(f"{run_dir} holds a run with a different config ({', '.join(changed)}); use another RUN_DIR")
-    else:
+    if not _same_run(cfg, run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, "# The complete config of this run (every key; `synpref curate config` explains each).\n"
-                          + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        atomic_write_text(saved, _SAVED_HEADER + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     _refuse_an_older_layout(run_dir)
     ctx = RunContext(cfg, run_dir, device=device, progress=progress)
     runner = Runner(ctx, pipeline(cfg))
@@ -50,6 +45,36 @@ def run_curation(config, run_dir, *, progress: bool = False, device: str | None 
         return runner.summary(runner.run())
     finally:
         ctx.llm.close()
+
+
+def _same_run(cfg, run_dir: Path, *, save: bool = True) -> bool:
+    """Whether ``run_dir`` holds a run of ``cfg`` already (a budget key may differ: with ``save`` the saved config
+    then takes the new value); :class:`ConfigError` when it holds a run of another config."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return False
+    try:
+        old = load_config(saved)
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir} holds a run whose saved config no longer loads ({e}); use another RUN_DIR") from None
+    changed = changed_keys(old, cfg)
+    refused = [k for k in changed if k not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(f"{run_dir} holds a run with a different config ({', '.join(refused)}); use another RUN_DIR")
+    if changed and save:
+        atomic_write_text(saved, _SAVED_HEADER + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return True
+
+
+def dry_run(config, run_dir) -> dict:
+    """What ``run_curation(config, run_dir)`` would send to the LLMs, step by step (pairs, calls, tokens), from what
+    ``run_dir`` holds; nothing is called, trained or written (:func:`synpref.curate.budget.planned_spend`)."""
+    from .budget import planned_spend
+
+    run_dir = Path(run_dir)
+    cfg = load_config(config)
+    _same_run(cfg, run_dir, save=False)
+    return planned_spend(RunContext(cfg, run_dir), pipeline(cfg))
 
 
 def _refuse_an_older_layout(run_dir: Path) -> None:
@@ -75,10 +100,28 @@ def why(run_dir, pair_id: str) -> dict:
         return {"pair_id": pair_id, "status": "unknown", "explanation": "no step of this run recorded anything about this id"}
     last = hist[-1] if hist else {}
     final = last.get("decision", "human-decided")
-    recycle = False
+    stage2 = {}
     if (run_dir / "config.yaml").is_file():
-        recycle = bool((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("stage2", {}).get("recycle_flips"))
+        stage2 = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("stage2", {})
+    recycle = bool(stage2.get("recycle_flips"))
     status = {"keep": "in", "gold": "in", "flip": "in (label flipped)" if recycle else "out (flipped copy in recycled/)",
               "removed": "out", "discard": "out", "discarded": "out", "silver": "pending (LLM-labelled silver)",
               "unlabelled": "pending"}.get(final, final)
-    return {"pair_id": pair_id, "status": status, "final_decision": final, "reason": last.get("reason"), "history": hist, "human": human}
+    out = {"pair_id": pair_id, "status": status, "final_decision": final, "reason": last.get("reason")}
+    if last.get("rule"):
+        out["rule"] = _rule_used(last, float(stage2.get("band", 0.0)))
+    return {**out, "history": hist, "human": human}
+
+
+def _rule_used(entry: dict, band: float) -> dict:
+    """The Stage 2 rule that decided a ledger entry: its name, what it does, the signals it read (their values for
+    this pair) and its thresholds."""
+    from .stages import stage2_rule
+
+    rule = stage2_rule(entry["rule"], band)
+    judge = entry.get("judge") or {}
+    values = {"p_current": entry.get("p_current"), "p_gold": entry.get("p_gold"), "judge": judge.get("label"),
+              "objectivity": entry.get("objectivity")}
+    explained = rule.explain()
+    explained["signals"] = {name: values[name] for name in rule.uses}
+    return explained

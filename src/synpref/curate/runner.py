@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .pairs import Attributes, Pairs
 from .rm import RMSettings
-from .steps.base import BatchStep, Step, WaitingForHumans
+from .steps.base import BatchStep, RunPaused, Step
 from .util import Ledger, RunState, atomic_write_json
 
 # The planner's hook: `synpref curate plan` (curate/planner.py) writes its predictions here, and the
@@ -101,6 +101,9 @@ class Runner:
         self.ctx = ctx
         self.steps = steps
         self.ledger = Ledger(ctx.dir)
+        from .budget import LLMBudget
+
+        self.budget = LLMBudget(ctx, steps)
 
     def run(self) -> str:
         """Run every unfinished, enabled step; the run's status ("done" or why it waits)."""
@@ -111,8 +114,8 @@ class Runner:
             started = time.time()
             try:
                 info = self._run_batches(step) if isinstance(step, BatchStep) else self._run_whole(step)
-            except WaitingForHumans as e:
-                status = f"waiting for human decisions: {e}"
+            except RunPaused as e:  # waiting for humans, or at the LLM budget: a clean stop before a batch
+                status = f"{e.status}: {e}"
                 self.ctx.log(status)
                 return status
             finally:
@@ -140,6 +143,7 @@ class Runner:
         try:
             for k in range(first, len(todo)):
                 n = todo[k]
+                self.budget.check(step, n, k, len(todo))
                 done = step.run_batch(ctx, n)
                 if step.ledger:
                     self.ledger.write_part(step.ledger, n, done.ledger)

@@ -24,7 +24,7 @@ A step is a :class:`~synpref.curate.steps.base.Step` (or a ``BatchStep``); the
 from __future__ import annotations
 
 from .attributes import AttributesStep
-from .base import BatchStep, Done, Step, WaitingForHumans
+from .base import BatchStep, BudgetExhausted, Done, RunPaused, Step, WaitingForHumans
 from .embed import EmbedStep
 from .pairs import PairsStep
 from .prep import PrepStep
@@ -43,4 +43,4 @@ def pipeline(cfg) -> list[Step]:
     return [PrepStep(), PairsStep(), AttributesStep(), EmbedStep(), *stage1_steps(cfg), *stage2_steps(cfg)]
 
 
-__all__ = ["AttributesStep", "BatchStep", "Done", "EmbedStep", "PairsStep", "PrepStep", "Step", "WaitingForHumans", "pipeline"]
+__all__ = ["AttributesStep", "BatchStep", "BudgetExhausted", "Done", "EmbedStep", "PairsStep", "PrepStep", "RunPaused", "Step", "WaitingForHumans", "pipeline"]

@@ -28,6 +28,20 @@ class AttributesStep(BatchStep):
         if fresh:
             self.parts.clear()
 
+    def llm_calls_per_pair(self, ctx) -> int:
+        return 1  # the first endpoint, once per pair
+
+    def llm_pairs(self, ctx, n: int) -> int:
+        return ctx.pairs.sizes[n]
+
+    def llm_plan(self, ctx) -> tuple[int, bool]:
+        if ctx.state.done("pairs"):
+            return sum(self.llm_pairs(ctx, n) for n in self.unfinished(ctx)), True
+        from ...store.pool import count_pool
+
+        pools = [p for p in (ctx.cfg.gold, ctx.cfg.pool) if p]  # before prep and the pairs step drop any
+        return sum(count_pool(p) for p in pools), False
+
     def run_batch(self, ctx, n: int) -> Done:
         from ..attributes import annotate_attributes
 

@@ -16,8 +16,22 @@ if TYPE_CHECKING:
     from ..runner import RunContext
 
 
-class WaitingForHumans(Exception):
+class RunPaused(Exception):
+    """The run stops cleanly before a batch (nothing half done) and resumes when rerun; ``status`` says why."""
+
+    status = "paused"
+
+
+class WaitingForHumans(RunPaused):
     """A verification batch has no decisions yet (or has unreadable ones); rerun once they are in."""
+
+    status = "waiting for human decisions"
+
+
+class BudgetExhausted(RunPaused):
+    """The next batch would pass ``judge.max_calls`` or ``judge.max_tokens``; rerun once they are raised."""
+
+    status = "stopped at the LLM budget"
 
 
 @dataclass
@@ -61,6 +75,23 @@ class BatchStep(Step):
 
     def run_batch(self, ctx: "RunContext", n: int) -> Done:
         raise NotImplementedError
+
+    def llm_calls_per_pair(self, ctx: "RunContext") -> int:
+        """LLM calls the step pays for each pair it sends to the LLM (0: it pays none), repairs of invalid answers aside."""
+        return 0
+
+    def llm_pairs(self, ctx: "RunContext", n: int) -> int:
+        """Pairs of batch ``n`` the step sends to the LLM (its inputs exist: it is the step's turn)."""
+        return 0
+
+    def llm_plan(self, ctx: "RunContext") -> tuple[int, bool]:
+        """``(pairs, exact)``: the pairs its unfinished batches will send to the LLM; before the step's
+        inputs exist, an upper bound (``exact`` False). Nothing is paid or trained to know it."""
+        return 0, True
+
+    def unfinished(self, ctx: "RunContext") -> Sequence[int]:
+        """The batches not done yet (the step's inputs exist)."""
+        return list(self.batches(ctx))[ctx.state.batches_done(self.name):]
 
     def end(self, ctx: "RunContext") -> None:
         """After the last batch of this invocation, or when it stops (free models, connections)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ...judging import ExampleFinder, judge_pairs, judgement_row
+from ...judging import ExampleFinder, judge_pairs, judgement_row, panel_calls_per_pair
 from ...parts import JUDGEMENTS, PartDir
 from ..base import BatchStep, Done
 from .common import IterationStep, iteration_dir
@@ -32,6 +32,24 @@ class Stage1Label(IterationStep, BatchStep):
         self.panel = ctx.llm.panel() if self.ids else None  # no pair to judge: no endpoint opened, no server started
         if self.ids:
             ctx.log(f"judging {len(self.ids)} retrieved pairs")
+
+    def llm_calls_per_pair(self, ctx) -> int:
+        return panel_calls_per_pair(ctx.cfg)
+
+    def llm_pairs(self, ctx, n: int) -> int:
+        b = ctx.cfg.engine.batch_size
+        return len(self._retrieved(ctx)[0][n * b : (n + 1) * b])
+
+    def llm_plan(self, ctx) -> tuple[int, bool]:
+        if (iteration_dir(ctx, self.it) / "retrieved.json").is_file():
+            return sum(self.llm_pairs(ctx, n) for n in self.unfinished(ctx)), True
+        # at most k_max neighbours per gold pair, the gold set growing by verify_budget a round
+        from ....store.pool import count_pool
+
+        s1, cfg = ctx.cfg.stage1, ctx.cfg
+        first_gold = len(ctx.gold()) if ctx.state.done("pairs") else count_pool(cfg.gold) if cfg.gold else s1.seed_gold
+        bound = s1.k_max * (first_gold + (self.it + 1) * s1.verify_budget)
+        return (min(bound, ctx.pairs.pool_rows) if ctx.state.done("pairs") else bound), False
 
     def run_batch(self, ctx, n: int) -> Done:
         b = ctx.cfg.engine.batch_size

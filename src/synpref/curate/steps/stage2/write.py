@@ -74,7 +74,7 @@ class Stage2Write(BatchStep):
                 final = d["final_label"]
                 info = {"decision": d["decision"], "reason": d["reason"], "label": d["label"], "final_label": final,
                         "p_current": round(d["p_current"], 4), "p_gold": round(d["p_gold"], 4),
-                        "judge": json.loads(d["judge"]) if d["judge"] else None}
+                        "judge": json.loads(d["judge"]) if d["judge"] else None, "rule": d["rule"], "objectivity": d["objectivity"]}
                 out = output_record(rec, pid, final, d["label_source"], info, attrs)
                 if d["decision"] == "keep":
                     outputs["curated"].append(out)
