@@ -211,3 +211,48 @@ def test_why_names_skywork_with_its_signals_and_band(tmp_path, tiny_bert_dir):
     assert rule["signals"] == {"p_current": entry["p_current"], "p_gold": entry["p_gold"],
                                "judge": (entry["judge"] or {}).get("label")}
     assert rule["thresholds"] == {"band": 0.05, "p_current_confident_above": 0.55, "p_gold_agrees_above": 0.5}
+
+
+def test_the_planner_cells_predict_the_attribute_gated_rule_on_100k_pairs_within_one_point():
+    """The planner's cell model with the attribute_gated rule, one table per objectivity mixed by the objective share,
+    against the real rule deciding 100k simulated pairs (judges asked only where the rule asks them)."""
+    import numpy as np
+
+    from synpref.curate.judges import majority
+    from synpref.curate.planner import cells
+    from synpref.curate.planner.predict import predict
+    from test_curate_planner import simulate
+
+    rng = np.random.default_rng(5)
+    sim = dict(gold_acc=0.75, cur_acc=0.7, judges=((0.85, 0.9), (0.7, 0.95)))
+    eta, band, share = 0.3, 0.1, 0.6
+    pool = simulate(100_000, rng, eta=eta, **sim)
+    objective = rng.random(100_000) < share
+    rule = stage2_rule("attribute_gated", band)
+    decided = []
+    for i, label in enumerate(pool["labels"]):
+        obj = "objective" if objective[i] else "subjective"
+        j = majority([v[i] for v in pool["judges"]]) if rule.needs_judge(float(pool["p_cur"][i]), obj) else None
+        decided.append(rule.decide(label, float(pool["p_cur"][i]), float(pool["p_gold"][i]), j, obj)[0])
+    decided = np.array(decided)
+    actual = {d: float(np.mean(decided == d)) for d in ("keep", "discard", "flip")}
+    actual["judged"] = float(objective.mean())
+
+    gold = simulate(100_000, rng, eta=0.0, **sim)
+    truth = np.array([lab == "A" for lab in gold["labels"]])
+    codes = {f"j{k}": np.array([{"A": 1, "B": 0, None: -1}[x] for x in v], dtype=np.int8) for k, v in enumerate(gold["judges"])}
+    panel = cells.panel_codes(codes, len(truth))
+    predicted = {}
+    for obj, weight in (("objective", share), ("subjective", 1 - share)):
+        dec, judged = cells.decision_table(band, "attribute_gated", obj)
+        right, wrong = cells.gold_cells(truth, gold["p_gold"], gold["p_cur"], panel, band, dec, rule="attribute_gated", objectivity=obj)
+        r_right, r_wrong = (cells.rates(cells.one_hot(c).mean(axis=0, keepdims=True), dec, judged) for c in (right, wrong))
+        for k, v in predict(r_right, r_wrong, np.array([eta])).items():
+            if k in actual:
+                predicted[k] = predicted.get(k, 0.0) + weight * float(v[0])
+    for k in actual:
+        assert abs(predicted[k] - actual[k]) < 0.01, (k, predicted[k], actual[k])
+    # subjective pairs never flip, and objective ones are all judged
+    dec_subjective, judged_subjective = cells.decision_table(band, "attribute_gated", "subjective")
+    assert cells.DECISIONS.index("flip") not in dec_subjective and not judged_subjective.any()
+    assert cells.decision_table(band, "attribute_gated", "objective")[1].all()

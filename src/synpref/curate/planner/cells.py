@@ -10,9 +10,13 @@ relative to the pair's given label:
   AGREE, DISAGREE or UNDECIDED.
 
 That is 3 x 2 x 3 = 18 cells. :func:`decision_table` puts one representative of each cell
-through :func:`~synpref.curate.stages.stage2_decide` and
-:func:`~synpref.curate.stages.needs_judge` themselves, so the planner predicts the rule the run
-applies; :func:`check_cells` confirms on the gold pairs that a cell's representative and the
+through the configured rule's own :meth:`~synpref.curate.stages.Stage2Rule.decide` and
+:meth:`~synpref.curate.stages.Stage2Rule.needs_judge` (``rule``: a name of
+:data:`~synpref.curate.stages.STAGE2_RULES`; Skywork's :func:`~synpref.curate.stages.stage2_decide`
+by default), so the planner predicts the rule the run applies. A rule that reads the pairs'
+``objectivity`` (``attribute_gated``) decides within one objectivity at a time: its table is
+per ``objectivity`` ("objective", "subjective"; None decides as "subjective"), and its
+prediction is the mix of the two by the pool's objective share; :func:`check_cells` confirms on the gold pairs that a cell's representative and the
 pair's own values get the same decision (it fails loudly if stages.py ever draws its lines
 elsewhere).
 
@@ -41,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..judges import majority
-from ..stages import needs_judge, stage2_decide
+from ..stages import needs_judge, stage2_rule
 from .inputs import LABELS
 
 CONFIDENT, UNSURE, DISAGREE_CUR = 0, 1, 2
@@ -93,13 +97,14 @@ def _representatives(band: float) -> tuple[list[float | None], list[float]]:
     return cur, [0.75, 0.25]
 
 
-def decision_table(band: float) -> tuple[np.ndarray, np.ndarray]:
+def decision_table(band: float, rule: str = "skywork", objectivity: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(decision code per cell, shape SHAPE, index into DECISIONS; judged per current-RM outcome, shape (3,)).
 
-    Every cell is decided by ``stage2_decide(label="A", ...)``; the judge's label is "A" when it
+    Every cell is decided by the rule's ``decide(label="A", ..., objectivity)``; the judge's label is "A" when it
     agrees, "B" when it disagrees, None when undecided. An impossible current-RM outcome (no
     UNSURE cell when band is 0) is marked -1 and has probability 0.
     """
+    decider = stage2_rule(rule, band)
     cur_rep, gold_rep = _representatives(band)
     judge_rep = ["A", "B", None]
     dec = np.full(SHAPE, -1, dtype=np.int8)
@@ -108,40 +113,41 @@ def decision_table(band: float) -> tuple[np.ndarray, np.ndarray]:
         if pc is None:
             continue
         assert cur_cell(np.array([pc]), band)[0] == c, "a representative fell outside its cell"
-        judged[c] = needs_judge(pc, band)
+        judged[c] = decider.needs_judge(pc, objectivity)
         for g, pg in enumerate(gold_rep):
             for j, lab in enumerate(judge_rep):
-                dec[c, g, j] = DECISIONS.index(stage2_decide("A", pc, pg, lab, band=band)[0])
+                dec[c, g, j] = DECISIONS.index(decider.decide("A", pc, pg, lab, objectivity)[0])
     return dec, judged
 
 
 class CellModelError(RuntimeError):
-    """The planner's cells no longer describe stages.stage2_decide (a programming error, not a user's)."""
+    """The planner's cells no longer describe the rules of stages.py (a programming error, not a user's)."""
 
 
 def check_cells(label_is_a: np.ndarray, p_cur: np.ndarray, p_gold: np.ndarray, judge: np.ndarray, cells: np.ndarray,
-                dec: np.ndarray, band: float) -> None:
+                dec: np.ndarray, band: float, rule: str = "skywork", objectivity: str | None = None) -> None:
     """Each pair decided with its own values must get its cell's decision."""
+    decider = stage2_rule(rule, band)
     cd = dec.ravel()[cells]
     names = {1: "A", 0: "B", -1: None}
     for i in range(len(cells)):
         label = LABELS[0] if label_is_a[i] else LABELS[1]
-        got = stage2_decide(label, float(p_cur[i]), float(p_gold[i]), names[int(judge[i])], band=band)[0]
+        got = decider.decide(label, float(p_cur[i]), float(p_gold[i]), names[int(judge[i])], objectivity)[0]
         if cd[i] < 0 or DECISIONS[cd[i]] != got:
-            raise CellModelError(f"pair {i}: stage2_decide says {got} but its outcome cell "
+            raise CellModelError(f"pair {i}: the {rule} rule says {got} but its outcome cell "
                                  f"{np.unravel_index(cells[i], SHAPE)} says {DECISIONS[cd[i]] if cd[i] >= 0 else 'impossible'}: "
                                  "the planner's cells (curate/planner/cells.py) must follow curate/stages.py")
 
 
 def gold_cells(truth_is_a: np.ndarray, p_gold: np.ndarray, p_cur: np.ndarray, panel: np.ndarray, band: float,
-               dec: np.ndarray, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               dec: np.ndarray, check: bool = True, rule: str = "skywork", objectivity: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each gold pair's cell with its label right (the gold label) and with it wrong (reversed)."""
     wrong_is_a = ~truth_is_a
     right = flat(cur_cell(p_cur, band), gold_cell(p_gold), judge_cell(panel, truth_is_a))
     wrong = flat(cur_cell(1.0 - p_cur, band), gold_cell(1.0 - p_gold), judge_cell(panel, wrong_is_a))
     if check:
-        check_cells(truth_is_a, p_cur, p_gold, panel, right, dec, band)
-        check_cells(wrong_is_a, 1.0 - p_cur, 1.0 - p_gold, panel, wrong, dec, band)
+        check_cells(truth_is_a, p_cur, p_gold, panel, right, dec, band, rule, objectivity)
+        check_cells(wrong_is_a, 1.0 - p_cur, 1.0 - p_gold, panel, wrong, dec, band, rule, objectivity)
     return right, wrong
 
 
