@@ -100,8 +100,10 @@ class LLMBudget:
 
     def check(self, step: BatchStep, n: int, index: int, total: int) -> None:
         """Stop before batch ``n`` (the ``index``-th of ``total``) of ``step`` if it would pass a cap."""
+        if not self.active:
+            return
         per_pair = step.llm_calls_per_pair(self.ctx)
-        if not self.active or not per_pair:
+        if not per_pair:
             return
         need = step.llm_pairs(self.ctx, n) * per_pair
         if not need:

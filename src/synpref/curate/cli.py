@@ -73,7 +73,7 @@ def run_cmd(config, run_dir, device, quiet, dry_run):
     except ConfigError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
-    except BudgetExhausted as e:  # before any batch: the LLM cache cannot be counted
+    except BudgetExhausted as e:  # a dry run whose LLM cache cannot be counted (a run reports it in its status)
         click.echo(f"Error: {e}", err=True)
         sys.exit(4)
     click.echo(json.dumps(summ, indent=2, default=str))

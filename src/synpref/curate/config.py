@@ -119,14 +119,15 @@ Stage2RuleName = Literal["skywork", "attribute_gated"]
 
 @dataclass
 class Stage2Config:
-    rule: Stage2RuleName = _f("skywork", "The Stage 2 rule (docs/curation.md, Stage 2 rules): skywork (Skywork-Reward-V2's: current RM, "
-                              "gold RM and judges) | attribute_gated (judges decide objective pairs, the gold RM gates subjective ones).")
     enabled: bool = _f(True, "Run Stage 2 (gold and current RMs, judges, keep/flip/discard) and write the output pools.")
-    band: float = _f(0.0, "Pairs whose current-RM probability of their label is at most 0.5 + band go to the judges.", min=0.0)
+    band: float = _f(0.0, "Pairs whose current-RM probability of their label is at most 0.5 + band go to the judges "
+                       "(the skywork rule; attribute_gated judges the objective pairs).", min=0.0)
     recycle_flips: bool = _f(False, "Also write flipped pairs to curated/ (they are always in recycled/).")
     current_rm_pairs: int = _f(0, "Without Stage 1: train the current RMs on this many pool pairs (0: all).", min=0)
     current_rm_folds: int = _f(2, "Without Stage 1: cross-fit the current RMs over this many folds, so no pair is scored "
                                "by a model trained on it (1: one model on the whole pool).", min=1)
+    rule: Stage2RuleName = _f("skywork", "The Stage 2 rule (docs/curation.md, Stage 2 rules): skywork (Skywork-Reward-V2's: current RM, "
+                              "gold RM and judges) | attribute_gated (judges decide objective pairs, the gold RM gates subjective ones).")
 
 
 @dataclass
