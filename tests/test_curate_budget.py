@@ -134,6 +134,16 @@ def test_dry_run_prints_the_plan_and_sends_no_request_trains_nothing(tmp_path, t
     assert rows["stage2/judge"][1:4] == ["40", "2", "80"]  # every pool pair at most, n_samples 2 x 1 endpoint
     assert all("at most" in line for line in lines if line.startswith("stage"))
     assert "judge.max_calls=100" in res.stdout and "no LLM was called" in res.stdout
+    # tokens before any call: estimated from the judge prompt of the pool's pairs (their text at least)
+    plan = dry_run(cfg, tmp_path / "run")
+    from synpref.store.pool import read_pool
+
+    texts = [sum(len(m.content) for m in (*r.context, *r.candidates[0], *r.candidates[1])) for r in read_pool(tmp_path / "pool")]
+    assert sum(texts) / len(texts) / 4 < plan["tokens_per_call"] < sum(texts) / len(texts) / 4 + 200
+    assert plan["tokens_per_call_source"].startswith("estimated")
+    per_call = plan["tokens_per_call"]  # shown rounded to 0.1
+    assert abs(int(rows["stage2/judge"][4].replace(",", "")) - 80 * per_call) <= 80 * 0.05 + 1
+    assert abs(plan["tokens"] - plan["calls"] * per_call) <= plan["calls"] * 0.05 + 1 and plan["spent"] == {"calls": 0, "tokens": 0}
 
 
 def test_the_rule_registry_and_the_config_name_the_same_rules():
@@ -256,3 +266,15 @@ def test_the_planner_cells_predict_the_attribute_gated_rule_on_100k_pairs_within
     dec_subjective, judged_subjective = cells.decision_table(band, "attribute_gated", "subjective")
     assert cells.DECISIONS.index("flip") not in dec_subjective and not judged_subjective.any()
     assert cells.decision_table(band, "attribute_gated", "objective")[1].all()
+
+
+def test_a_cache_that_cannot_be_counted_is_one_line_not_a_guess(tmp_path, tiny_bert_dir):
+    """The budget is counted from the cache: a file that is not one stops the dry run in one line (exit 4)."""
+    make_pools(tmp_path, n=8, n_gold=2)
+    cfg = _stage2_only(tmp_path, "http://127.0.0.1:9/v1", tiny_bert_dir, judge={"max_calls": 10})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "llm_cache.sqlite").write_text("not a database")
+    res = CliRunner().invoke(curate_group, ["run", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"), "--dry-run"])
+    assert res.exit_code == 4 and "Traceback" not in res.output
+    assert res.stderr.startswith("Error: the LLM budget cannot be checked:") and len(res.stderr.splitlines()) == 1

@@ -72,15 +72,36 @@ def step_spends(ctx, steps) -> list[StepSpend]:
     return out
 
 
+CHARS_PER_TOKEN = 4  # a rough English average, for an estimate before any call is measured
+PROMPT_SAMPLE = 32
+
+
+def estimated_prompt_tokens(ctx) -> float | None:
+    """Mean prompt tokens of a judge call, from the judge prompt of the pool's first pairs at
+    ``CHARS_PER_TOKEN`` characters a token (no examples, no attributes, no completion: a floor); None for an empty pool."""
+    from itertools import islice
+
+    from ..llm.pairwise import judge_messages
+    from ..store.pool import read_pool
+
+    j = ctx.cfg.judge
+    sizes = [sum(len(m["content"]) for m in judge_messages(r.context, r.candidates[0], r.candidates[1], max_chars=j.max_chars))
+             for r in islice(read_pool(ctx.cfg.pool, batch_size=PROMPT_SAMPLE), PROMPT_SAMPLE)]
+    return sum(sizes) / len(sizes) / CHARS_PER_TOKEN if sizes else None
+
+
 def planned_spend(ctx, steps) -> dict:
     """``synpref curate run --dry-run``: spent so far, and per unfinished LLM step its pairs, calls and tokens."""
     done = spent(ctx)
     per = step_spends(ctx, steps)
-    tpc = done.tokens_per_call
+    tpc, source = done.tokens_per_call, "measured on the calls this run paid for"
+    if tpc is None and per:
+        tpc = estimated_prompt_tokens(ctx)
+        source = (f"estimated: the judge prompt of the pool's first {PROMPT_SAMPLE} pairs at {CHARS_PER_TOKEN} characters a token, "
+                  "without examples or completion (a floor; measured once the run has paid for a call)")
     return {"spent": {"calls": done.calls, "tokens": done.tokens},
             "tokens_per_call": None if tpc is None else round(tpc, 1),
-            "tokens_per_call_source": "measured on the calls this run paid for" if tpc is not None else
-            "unknown until the run has paid for a call (tokens are then estimated from it)",
+            "tokens_per_call_source": source if tpc is not None else "unknown: the pool has no pair to measure a prompt on",
             "steps": [s.to_dict(tpc) for s in per],
             "calls": sum(s.calls for s in per), "tokens": None if tpc is None else round(sum(s.calls for s in per) * tpc),
             "exact": all(s.exact for s in per),
