@@ -17,7 +17,6 @@ class Stage2Judge(PoolBatchStep):
     outputs = ("stage2/judgements/part-NNNNN.parquet",)
 
     def begin(self, ctx, fresh: bool) -> None:
-        self.scores = PartDir(ctx.dir / "stage2" / "scores", SCORES)
         self.parts = PartDir(ctx.dir / "stage2" / "judgements", JUDGEMENTS)
         if fresh:
             self.parts.clear()
