@@ -278,3 +278,21 @@ def test_a_cache_that_cannot_be_counted_is_one_line_not_a_guess(tmp_path, tiny_b
     res = CliRunner().invoke(curate_group, ["run", str(tmp_path / "cfg.yaml"), "-o", str(tmp_path / "run"), "--dry-run"])
     assert res.exit_code == 4 and "Traceback" not in res.output
     assert res.stderr.startswith("Error: the LLM budget cannot be checked:") and len(res.stderr.splitlines()) == 1
+
+
+def test_a_budget_stops_stage1_labelling_and_the_dry_run_then_plans_it_exactly(tmp_path, tiny_bert_dir):
+    make_pools(tmp_path, n=24, n_gold=6)
+    with FakeOpenAIServer(scripted_judge) as srv:
+        cfg = config(tmp_path, srv.base_url, tiny_bert_dir, stage1={"iterations": 1}, stage2={"enabled": False})
+        attribute_calls = 30  # gold + pool, no duplicates
+        summ = run_curation({**cfg, "judge": {**cfg["judge"], "max_calls": attribute_calls + 1}}, tmp_path / "run")
+        assert summ["status"].startswith(f"{BUDGET}: stage1/iter-00/label batch 1 of 1 would pass judge.max_calls=31")
+        assert len(srv.requests) == attribute_calls == summ["llm_cumulative"]["calls"]
+        retrieved = json.loads((tmp_path / "run" / "stage1" / "iter-00" / "retrieved.json").read_text())
+        plan = dry_run({**cfg, "judge": {**cfg["judge"], "max_calls": attribute_calls + 1}}, tmp_path / "run")
+        assert plan["steps"] == [{"step": "stage1/iter-00/label", "pairs": len(retrieved), "calls_per_pair": 2,
+                                  "calls": 2 * len(retrieved), "tokens": plan["steps"][0]["tokens"], "exact": True}]
+        assert f"needs {2 * len(retrieved):,} more calls" in summ["status"]
+        done = run_curation(cfg, tmp_path / "run")  # no cap
+        assert done["status"] == "done"
+        assert len(srv.requests) == done["llm_cumulative"]["calls"] == attribute_calls + 2 * len(retrieved)
