@@ -36,13 +36,17 @@ class Stage1Label(IterationStep, BatchStep):
     def llm_calls_per_pair(self, ctx) -> int:
         return panel_calls_per_pair(ctx.cfg)
 
-    def llm_pairs(self, ctx, n: int) -> int:
+    @staticmethod
+    def _pairs_in(ctx, ids: list[str], batches) -> int:
         b = ctx.cfg.engine.batch_size
-        return len(self._retrieved(ctx)[0][n * b : (n + 1) * b])
+        return sum(len(ids[n * b : (n + 1) * b]) for n in batches)
+
+    def llm_pairs(self, ctx, n: int) -> int:
+        return self._pairs_in(ctx, self.ids, [n])  # begin() has read the retrieved ids
 
     def llm_plan(self, ctx) -> tuple[int, bool]:
         if (iteration_dir(ctx, self.it) / "retrieved.json").is_file():
-            return sum(self.llm_pairs(ctx, n) for n in self.unfinished(ctx)), True
+            return self._pairs_in(ctx, self._retrieved(ctx)[0], self.unfinished(ctx)), True
         # at most k_max neighbours per gold pair, the gold set growing by verify_budget a round
         from ....store.pool import count_pool
 
