@@ -156,6 +156,18 @@ def test_import_cli_prints_each_pairs_outcome_and_every_bad_line(tmp_path):
     assert "3 decision line(s) not imported" in res.stderr
 
 
+def test_import_cli_refuses_a_file_that_is_not_jsonl_and_copies_nothing(tmp_path):
+    run = tmp_path / "run"
+    (run / "verification" / "decisions").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}")
+    src = tmp_path / "decisions.csv"
+    src.write_text("pair_id,decision\np1,A\n")
+    res = CliRunner().invoke(curate_group, ["import-verification", str(run), str(src)])
+    assert res.exit_code == 2
+    assert "decisions.csv is not a .jsonl decisions file" in res.output and "Traceback" not in res.output
+    assert list((run / "verification" / "decisions").iterdir()) == []
+
+
 # -- end to end: annotation app -> export -> import -> Stage 1 (the ``engine`` fixture: SQLite and PostgreSQL) --
 def _config(tmp_path, server_url, tiny_bert_dir):
     with PoolWriter(tmp_path / "pool") as w:

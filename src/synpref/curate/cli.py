@@ -160,6 +160,10 @@ def import_cmd(run_dir, files):
     from .verification import import_verification
 
     _require_run_dir(run_dir)
+    not_jsonl = [f for f in files if not f.endswith(".jsonl")]
+    if not_jsonl:  # the run reads decisions/*.jsonl only: a copied .csv would sit there unread
+        raise click.UsageError(f"FILES: {not_jsonl[0]} is not a .jsonl decisions file; give the JSON Lines file the "
+                               "annotation tool exported (one decision object per line)")
     dest = decisions_dir(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
     for f in files:
