@@ -24,9 +24,12 @@ pool); the optional MinHash LSH index holds one small signature per kept pair.
 from __future__ import annotations
 
 import bisect
+import collections
 import functools
 import hashlib
+import itertools
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -127,18 +130,25 @@ class _Windows:
     A window holding a 0 (a word no benchmark prompt has, or the end of a text) matches nothing.
     """
 
-    def __init__(self, seqs, coef):
-        import numpy as np
-
-        lengths = np.fromiter((len(q) + 1 for q in seqs), dtype=np.int64, count=len(seqs))
-        self.ids = np.fromiter((i for q in seqs for i in (*q, 0)), dtype=np.int32, count=int(lengths.sum()))
-        self.starts = np.zeros(len(seqs) + 1, dtype=np.int64)
+    def __init__(self, ids, lengths, coef):
+        """``ids``: every text's word ids followed by a 0; ``lengths``: each text's words + 1."""
+        self.ids = ids
+        self.starts = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.starts[1:])
-        self.text = np.repeat(np.arange(len(seqs)), lengths)  # the text of each position
+        self.text = np.repeat(np.arange(len(lengths)), lengths)  # the text of each position
         self.zeros = np.concatenate([[0], np.cumsum(self.ids == 0)])  # 0s before each position
         self.coef = coef
         self.length = 0
         self.keys = np.zeros(len(self.ids), dtype=np.uint64)
+
+    @classmethod
+    def of_ids(cls, seqs: list[list[int]], coef) -> "_Windows":
+        lengths = np.fromiter((len(q) + 1 for q in seqs), dtype=np.int64, count=len(seqs))
+        flat = []
+        for q in seqs:
+            flat += q
+            flat.append(0)
+        return cls(np.array(flat, dtype=np.int32), lengths, coef)
 
     def grow(self, to: int):
         import numpy as np
@@ -178,6 +188,7 @@ class _WindowTable:
             keep[later[equal]] = False
             pos, keys = pos[keep], keys[keep]
         self.keys, self.pos, self.length = keys, pos, length
+        self.filter = None
         self.source = source_of_text[win.text[pos]] if len(pos) else np.zeros(0, dtype=np.int64)
 
     def lookup(self, keys, windows, ids, bench_ids):
@@ -187,16 +198,21 @@ class _WindowTable:
         entry = np.full(len(windows), -1, dtype=np.int64)
         if not len(self.keys) or not len(windows):
             return entry
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        proposed = np.flatnonzero(self.keys[at] == keys)
+        if self.filter is None:  # a flag per value of the keys' top bits: most windows are ruled out by one lookup
+            self.bits = max(10, min(30, int(len(self.keys) * 16).bit_length()))
+            self.filter = np.zeros(1 << self.bits, dtype=bool)
+            self.filter[self.keys >> np.uint64(64 - self.bits)] = True
+        maybe = np.flatnonzero(self.filter[keys >> np.uint64(64 - self.bits)])
+        at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+        proposed = maybe[self.keys[at] == keys[maybe]]
+        at = at[self.keys[at] == keys[maybe]]
         if not len(proposed):
             return entry
         span = np.arange(self.length)
-        w, e = windows[proposed], at[proposed]
+        w, e = windows[proposed], at
         equal = (ids[w[:, None] + span] == bench_ids[self.pos[e][:, None] + span]).all(axis=1)
         entry[proposed[equal]] = e[equal]
-        for j in proposed[~equal]:  # two different windows with one key (rare): the others with that key
-            e = at[j] + 1
+        for j, e in zip(proposed[~equal], at[~equal] + 1):  # two different windows, one key (rare): the others
             while e < len(self.keys) and self.keys[e] == keys[j]:
                 if (ids[windows[j] : windows[j] + self.length] == bench_ids[self.pos[e] : self.pos[e] + self.length]).all():
                     entry[j] = e
@@ -227,6 +243,7 @@ class Decontaminator:
         self.counts = {src: len(ps) for src, ps in prompts.items()}
         self.names = list(prompts)
         self.vocab: dict[str, int] = {}  # word -> id (from 1)
+        self._vocab_array = None
         seqs = {"long": ([], []), "short": ([], [])}
         for s, (src, ps) in enumerate(prompts.items()):
             for p in ps:
@@ -239,7 +256,7 @@ class Decontaminator:
         self.tables: dict[int, _WindowTable] = {}  # n: the n-grams; -L: the whole short prompts of L words
         self.bench_ids = {}
         for which, (ids, srcs) in seqs.items():
-            win = _Windows(ids, self.coef)
+            win = _Windows.of_ids(ids, self.coef)
             self.bench_ids[which] = win.ids
             source_of_text = np.asarray(srcs, dtype=np.int64)
             if which == "long":
@@ -253,8 +270,25 @@ class Decontaminator:
                 self.tables[-L] = _WindowTable(win, win.starts[:-1][lengths == L], source_of_text, L)
         self.short_lengths = sorted(-k for k in self.tables if k < 0)
 
+    def __getstate__(self):
+        return {**self.__dict__, "_vocab_array": None}
+
     def match(self, text: str) -> str | None:
         return self.match_tokens([words(text)])[0]
+
+    def word_ids(self, token_lists: list[list[str]]):
+        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._vocab_array is None:
+            self._vocab_array = pa.array(list(self.vocab), pa.string())  # in id order: index + 1 is the id
+        flat = []
+        for toks in token_lists:
+            flat += toks
+            flat.append("\0")  # a separator: \0 is never a word (not \w)
+        found = pc.index_in(pa.array(flat, pa.string()), value_set=self._vocab_array)
+        return (pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
 
     def match_many(self, texts: list[str]) -> list[str | None]:
         return self.match_tokens([words(t) for t in texts])
@@ -266,8 +300,7 @@ class Decontaminator:
         out: list[str | None] = [None] * len(token_lists)
         if not token_lists or not self.tables:
             return out
-        get = self.vocab.get
-        win = _Windows([[get(t, 0) for t in toks] for toks in token_lists], self.coef)
+        win = _Windows(self.word_ids(token_lists), np.fromiter((len(t) + 1 for t in token_lists), np.int64, len(token_lists)), self.coef)
         short = np.full(len(token_lists), -1, dtype=np.int64)  # the short prompt's source, shortest first
         long = np.full(len(token_lists), -1, dtype=np.int64)  # the first n-gram's source
         for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
@@ -326,10 +359,23 @@ def shingles(toks: list[str]) -> list[bytes]:
     return [" ".join(toks[i : i + SHINGLE]).encode() for i in range(max(1, len(toks) - SHINGLE + 1))]
 
 
+try:  # CPython's own SHA-1: the same digest as OpenSSL's, with less overhead per short input
+    from _sha1 import sha1 as _sha1
+except ImportError:  # pragma: no cover
+    _sha1 = hashlib.sha1
+
+
 def shingle_hashes(toks: list[str]):
-    """datasketch's ``sha1_hash32`` of each shingle: the first 4 bytes of its SHA-1, little-endian."""
-    sha1 = hashlib.sha1
-    return np.frombuffer(b"".join([sha1(x).digest()[:4] for x in shingles(toks)]), dtype="<u4")
+    """datasketch's ``sha1_hash32`` of each shingle (:func:`shingles`): the first 4 bytes of its
+    SHA-1, little-endian. The shingles are slices of the text's words joined once."""
+    if len(toks) <= SHINGLE:
+        return np.frombuffer(_sha1(" ".join(toks).encode()).digest()[:4], dtype="<u4")
+    text = " ".join(toks).encode()
+    ends = list(itertools.accumulate([len(t) + 1 for t in toks] if len(text) == sum(map(len, toks)) + len(toks) - 1
+                                     else [len(t.encode()) + 1 for t in toks]))  # byte offset after each word's space
+    starts = [0, *ends[: -SHINGLE]]
+    digests = b"".join([_sha1(text[a : b - 1]).digest() for a, b in zip(starts, ends[SHINGLE - 1 :])])
+    return np.frombuffer(digests, dtype="<u4")[::5]  # a digest is 20 bytes: five 32-bit words, the first kept
 
 
 def _fmix32(h):
@@ -410,6 +456,12 @@ def band_keys(signatures, ranges, seed: int):
     return h
 
 
+def pair_band_keys(token_lists: list[list[str]], ranges, num_perm: int):
+    """(k1, k2): two independent 64-bit keys of each LSH band of each text's MinHash, (texts, bands) each."""
+    sig = minhash_signatures(token_lists, num_perm)
+    return band_keys(sig, ranges, 1), band_keys(sig, ranges, 2)
+
+
 class NearDuplicates:
     """The kept pairs' LSH bands, streaming: :meth:`check` decides a batch in order, as datasketch's
     ``MinHashLSH`` queried then inserted pair by pair would (a pair sharing a band with a kept pair
@@ -449,20 +501,26 @@ class NearDuplicates:
                     e += 1
         return found
 
+    def keys(self, token_lists: list[list[str]]):
+        """The band keys (k1, k2) of texts' words: (texts, bands) uint64 each."""
+        return pair_band_keys(token_lists, self.ranges, self.num_perm)
+
     def check(self, token_lists: list[list[str]], ids: list[str]) -> list[str | None]:
         """For each pair in order: the id of the kept pair it nearly duplicates, or None (it is kept)."""
+        return self.decide(*self.keys(token_lists), ids)
+
+    def decide(self, k1, k2, ids: list[str]) -> list[str | None]:
+        """:meth:`check` from the pairs' band keys (:meth:`keys`)."""
         if not ids:
             return []
-        sig = minhash_signatures(token_lists, self.num_perm)
-        k1, k2 = band_keys(sig, self.ranges, 1), band_keys(sig, self.ranges, 2)
         earlier = self._lookup(k1.ravel(), k2.ravel()).reshape(k1.shape)
-        earliest = np.where(earlier >= 0, earlier, np.iinfo(np.int64).max).min(axis=1).tolist()
-        keys = k1.tolist(), k2.tolist()
+        none = np.iinfo(np.int64).max
+        earliest = np.where(earlier >= 0, earlier, none).min(axis=1).tolist()
         here: dict[tuple[int, int], int] = {}  # this batch's kept bands -> kept order
         out: list[str | None] = []
         new_ids, new_rows = [], []
-        for j, (row1, row2) in enumerate(zip(*keys)):
-            if earliest[j] != np.iinfo(np.int64).max:
+        for j, (row1, row2) in enumerate(zip(k1.tolist(), k2.tolist())):
+            if earliest[j] != none:  # an earlier batch's kept pair comes before any of this batch's
                 out.append(self._id(earliest[j]))
                 continue
             hits = [here[k] for k in zip(row1, row2) if k in here]
@@ -492,13 +550,65 @@ class NearDuplicates:
             self.runs.append((m1[sort], m2[sort], mo[sort]))
 
 
+# -- the local engine ------------------------------------------------------------------------------------
+BATCH = 1000  # pairs per batch
+
+
+class _Features:
+    """What prep computes from a pair's text alone: the benchmark it is contaminated by and its LSH
+    band keys. Run in this process, or in worker processes (``workers`` > 0) while this one reads,
+    deduplicates and writes: each gets the (picklable, deterministic) Decontaminator once."""
+
+    def __init__(self, deco, ranges, num_perm: int):
+        self.deco, self.ranges, self.num_perm = deco, ranges, num_perm
+        if ranges is not None:
+            _scheme(num_perm)  # datasketch's parameters, computed once here (and cached for a worker)
+
+    def __call__(self, texts: list[str]):
+        if self.deco is None and self.ranges is None:
+            return [None] * len(texts), None
+        toks = [words(t) for t in texts]
+        contaminated = self.deco.match_tokens(toks) if self.deco is not None else [None] * len(texts)
+        if self.ranges is None:
+            return contaminated, None
+        clean = [t for t, c in zip(toks, contaminated) if not c]  # a contaminated pair never enters the index
+        return contaminated, pair_band_keys(clean, self.ranges, self.num_perm)
+
+
+_WORKER_FEATURES: _Features | None = None
+
+
+def _init_worker(features: _Features) -> None:
+    global _WORKER_FEATURES
+    _WORKER_FEATURES = features
+
+
+def _worker_features(texts: list[str]):
+    return _WORKER_FEATURES(texts)
+
+
+def default_workers() -> int:
+    """Feature worker processes of a local prep: one per CPU beyond this one's, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
 def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float, num_perm: int,
-                   counts: Counter, contaminated_by: Counter, progress: bool = False) -> None:
-    """The steps in this process, streaming: writes the pool and removed.jsonl, fills ``counts``."""
+                   counts: Counter, contaminated_by: Counter, progress: bool = False, workers: int = 0) -> None:
+    """The steps, streaming: writes the pool and removed.jsonl, fills ``counts``. This process reads,
+    deduplicates (an on-disk id set), decides near duplicates in pool order and writes; ``workers``
+    processes (0: this one) tokenise, decontaminate and hash batches ahead of it."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
     from ..store.pool import count_pool
 
     near = NearDuplicates(near_dup_threshold, num_perm) if near_dup else None
+    features = _Features(deco, near.ranges if near else None, num_perm)
+    executor = None
+    if workers > 0 and (deco is not None or near is not None):
+        # spawn, not fork: this process holds Arrow's thread pools and an SQLite connection
+        executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(features,))
     seen = _SeenIds(out_dir)
     writer = PoolWriter(out_dir)
     removed = open(out_dir / REMOVED, "w", encoding="utf-8")
@@ -507,25 +617,36 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         from tqdm import tqdm
 
         bar = tqdm(total=count_pool(pool), unit="record", desc="prep", mininterval=1.0)
+    pending: collections.deque = collections.deque()  # batches whose features are being computed, in pool order
 
     def drop(rec: Record, reason: str, detail=None):
         counts[reason] += 1
         removed.write(removed_line(rec, reason, detail))
 
-    def process(batch: list[Record]):
+    def submit(batch: list[Record]):
         ids = [r.id for r in batch]
         fresh = seen.add_batch(ids)
+        texts = [pair_full_text(r) for r, new in zip(batch, fresh) if new]
+        if executor is None:
+            done = features(texts)
+            pending.append((batch, ids, fresh, lambda: done))
+        else:
+            pending.append((batch, ids, fresh, executor.submit(_worker_features, texts).result))
+        while len(pending) > 2 * workers:
+            finish(*pending.popleft())
+
+    def finish(batch, ids, fresh, result):
+        contaminated, keys = result()
         todo = [j for j, new in enumerate(fresh) if new]
-        toks = {j: words(pair_full_text(batch[j])) for j in todo}
-        contaminated = dict(zip(todo, deco.match_tokens([toks[j] for j in todo]))) if deco is not None else {}
-        clean = [j for j in todo if not contaminated.get(j)]
-        near_of = dict(zip(clean, near.check([toks[j] for j in clean], [ids[j] for j in clean]))) if near is not None else {}
+        source = dict(zip(todo, contaminated))
+        clean = [j for j in todo if not source[j]]
+        near_of = dict(zip(clean, near.decide(*keys, [ids[j] for j in clean]))) if near is not None else {}
         for j, rec in enumerate(batch):
             if not fresh[j]:
                 drop(rec, "duplicate")
-            elif contaminated.get(j):
-                contaminated_by[contaminated[j]] += 1
-                drop(rec, "contaminated", contaminated[j])
+            elif source[j]:
+                contaminated_by[source[j]] += 1
+                drop(rec, "contaminated", source[j])
             elif near_of.get(j):
                 drop(rec, "near_duplicate", near_of[j])
             else:
@@ -546,11 +667,16 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
                     drop(rec, "empty_response")
                     continue
                 batch.append(rec)
-                if len(batch) >= 1000:
-                    process(batch)
+                if len(batch) >= BATCH:
+                    submit(batch)
                     batch = []
-        process(batch)
+        if batch:
+            submit(batch)
+        while pending:
+            finish(*pending.popleft())
     finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
         writer.close()
         removed.close()
         seen.close()
@@ -560,11 +686,14 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
 
 def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts=(), decontaminate: bool = True,
          ngram: int = 13, near_dup: bool = False, near_dup_threshold: float = 0.9, num_perm: int = 64,
-         overwrite: bool = False, progress: bool = False, engine=None) -> dict:
+         overwrite: bool = False, progress: bool = False, engine=None, workers: int = 0) -> dict:
     """Clean ``pool`` into ``out_dir`` (a pool plus ``removed.jsonl`` and ``prep_report.json``); return the report.
 
     ``engine``: None (this process) or a started :class:`~synpref.engine.ray_cluster.RayCluster`
     (the same steps as Ray Data stages over the pool's shards; the same outputs).
+    ``workers``: processes that tokenise, decontaminate and hash for the local engine (0: all in
+    this process; ``synpref curate prep`` uses :func:`default_workers`); the outputs do not depend on it.
+    They are spawned: a script calling this with workers > 0 needs the ``if __name__ == "__main__":`` guard.
     """
 
     pool_files(pool)  # a missing or empty input pool fails here, before anything is written
@@ -587,7 +716,7 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     counts = Counter()
     contaminated_by = Counter()
     if engine is None:
-        _clean_locally(pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by, progress)
+        _clean_locally(pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by, progress, workers)
     else:
         from ..engine.ray_prep import clean_on_ray
 
