@@ -39,7 +39,8 @@ def _removed(directory: Path) -> list[str]:
     return sorted((directory / "removed.jsonl").read_text(encoding="utf-8").splitlines())
 
 
-def _same_as_reference(tmp_path: Path, pool: Path, prompts: dict | None, name: str, *, benches=(), bench_dir=None, **kw) -> dict:
+def _same_as_reference(tmp_path: Path, pool: Path, prompts: dict | None, name: str, *, benches=(), bench_dir=None, workers=0,
+                       **kw) -> dict:
     """prep's outputs equal the reference's; returns prep's report.
 
     ``prompts``: None (no decontamination), or prompt file name -> prompts (given to prep as
@@ -59,7 +60,7 @@ def _same_as_reference(tmp_path: Path, pool: Path, prompts: dict | None, name: s
             ref_prompts[f"file:{path.name}"] = read_prompt_file(path)
         prep_kw = {"data_dir": bench_dir if benches else tmp_path, "benches": benches, "extra_prompts": files}
     ref_counts, ref_contaminated = clean_reference(pool, tmp_path / f"{name}-ref", ref_prompts, **kw)
-    report = prep(pool, tmp_path / name, **prep_kw, **kw)
+    report = prep(pool, tmp_path / name, workers=workers, **prep_kw, **kw)
     assert report["read"] == ref_counts.pop("read") and report["kept"] == ref_counts.pop("kept")
     assert report["removed"] == dict(sorted(ref_counts.items()))
     assert report["contaminated_by"] == dict(ref_contaminated)
@@ -177,8 +178,14 @@ def _real_pool(path: Path, shared_data: Path, limit: int) -> Path:
 
 
 def test_prep_equals_reference_on_real_pairs(tmp_path, shared_data):
-    pool = _real_pool(tmp_path / "pool", shared_data, 600)
+    pool = _real_pool(tmp_path / "pool", shared_data, 450)
     report = _same_as_reference(tmp_path, pool, {"extra": LONG}, "real", benches=["rewardbench", "judgebench", "rm-bench"], bench_dir=shared_data,
                                 near_dup=True)
-    assert report["removed"]["duplicate"] >= 40 and report["removed"].get("contaminated", 0) >= 10
+    assert report["removed"]["duplicate"] >= 30 and report["removed"].get("contaminated", 0) >= 10
     assert report["removed"].get("near_duplicate", 0) >= 20
+
+
+def test_worker_processes_give_the_same_outputs(tmp_path):
+    """--workers 1: the features come from a spawned process (the Decontaminator pickled as it is)."""
+    pool = synthetic_pool(tmp_path / "pool", n=150, seed=5)
+    _same_as_reference(tmp_path, pool, synthetic_prompts(), "w1", near_dup=True, near_dup_threshold=0.8, workers=1)

@@ -587,11 +587,6 @@ def _worker_features(texts: list[str]):
     return _WORKER_FEATURES(texts)
 
 
-def default_workers() -> int:
-    """Feature worker processes of a local prep: one per CPU beyond this one's, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-
 def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float, num_perm: int,
                    counts: Counter, contaminated_by: Counter, progress: bool = False, workers: int = 0) -> None:
     """The steps, streaming: writes the pool and removed.jsonl, fills ``counts``. This process reads,
@@ -692,7 +687,7 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     ``engine``: None (this process) or a started :class:`~synpref.engine.ray_cluster.RayCluster`
     (the same steps as Ray Data stages over the pool's shards; the same outputs).
     ``workers``: processes that tokenise, decontaminate and hash for the local engine (0: all in
-    this process; ``synpref curate prep`` uses :func:`default_workers`); the outputs do not depend on it.
+    this process; ``synpref curate prep --workers``); the outputs do not depend on it.
     They are spawned: a script calling this with workers > 0 needs the ``if __name__ == "__main__":`` guard.
     """
 
