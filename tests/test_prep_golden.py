@@ -189,3 +189,22 @@ def test_worker_processes_give_the_same_outputs(tmp_path):
     """--workers 1: the features come from a spawned process (the Decontaminator pickled as it is)."""
     pool = synthetic_pool(tmp_path / "pool", n=150, seed=5)
     _same_as_reference(tmp_path, pool, synthetic_prompts(), "w1", near_dup=True, near_dup_threshold=0.8, workers=1)
+
+
+@pytest.mark.parametrize("num_perm", [16, 64, 128])
+def test_minhash_signatures_are_datasketchs(num_perm):
+    """Every text's signature equals datasketch's MinHash fed its shingles one at a time (0 to 40
+    words, ASCII and not, a batch cut into small chunks)."""
+    from datasketch import MinHash
+
+    from synpref.curate.prep import minhash_signatures, shingles
+
+    rng = random.Random(num_perm)
+    vocab = ["a", "bb", "über", "naïve", "日本語", "x1", "_", "Ω"] + [f"w{i}" for i in range(40)]
+    texts = [[rng.choice(vocab) for _ in range(rng.randint(0, 40))] for _ in range(120)]
+    got = minhash_signatures(texts, num_perm, chunk=97)
+    for toks, row in zip(texts, got):
+        m = MinHash(num_perm=num_perm)
+        for s in shingles(toks):
+            m.update(s)
+        assert row.dtype == m.hashvalues.dtype and row.tolist() == m.hashvalues.tolist()

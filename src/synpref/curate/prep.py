@@ -151,8 +151,6 @@ class _Windows:
         return cls(np.array(flat, dtype=np.int32), lengths, coef)
 
     def grow(self, to: int):
-        import numpy as np
-
         n = len(self.ids)
         with np.errstate(over="ignore"):
             while self.length < to:
@@ -164,8 +162,6 @@ class _Windows:
 
     def whole(self):
         """Start positions of the windows (of the current length) that hold no 0."""
-        import numpy as np
-
         L, n = self.length, len(self.ids) - self.length + 1
         if n <= 0:
             return np.zeros(0, dtype=np.int64)
@@ -176,8 +172,6 @@ class _WindowTable:
     """The benchmark windows of one length, sorted by key; each distinct window once, from its first prompt."""
 
     def __init__(self, win: _Windows, positions, source_of_text, length: int):
-        import numpy as np
-
         pos = positions[np.argsort(win.keys[positions], kind="stable")]  # equal keys stay in prompt order
         keys = win.keys[pos]
         if len(keys) > 1:  # a window equal word for word to the one before it: only the first is kept
@@ -193,8 +187,6 @@ class _WindowTable:
 
     def lookup(self, keys, windows, ids, bench_ids):
         """For each candidate window start (``windows``, keys ``keys``) of ``ids``: its entry, or -1."""
-        import numpy as np
-
         entry = np.full(len(windows), -1, dtype=np.int64)
         if not len(self.keys) or not len(windows):
             return entry
@@ -234,8 +226,6 @@ class Decontaminator:
     """
 
     def __init__(self, prompts: dict[str, list[str]], n: int = 13):
-        import numpy as np
-
         if not 1 <= n <= _MAX_WINDOW:
             raise ValueError(f"ngram must be between 1 and {_MAX_WINDOW}, got {n}")
         self.prompts = prompts
@@ -295,8 +285,6 @@ class Decontaminator:
 
     def match_tokens(self, token_lists: list[list[str]]) -> list[str | None]:
         """For each text's words (:func:`words`), the benchmark it is contaminated by, or None."""
-        import numpy as np
-
         out: list[str | None] = [None] * len(token_lists)
         if not token_lists or not self.tables:
             return out
@@ -355,7 +343,8 @@ def _scheme(num_perm: int):
 
 
 def shingles(toks: list[str]) -> list[bytes]:
-    """The word 5-grams of a text (one shingle of all its words when it has fewer than 5)."""
+    """The word 5-grams of a text (one shingle of all its words when it has fewer than 5); what
+    :func:`shingle_hashes` hashes, written out plainly."""
     return [" ".join(toks[i : i + SHINGLE]).encode() for i in range(max(1, len(toks) - SHINGLE + 1))]
 
 
