@@ -24,6 +24,7 @@ states which candidates a label marks best, the one rule evaluation uses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -82,12 +83,12 @@ class Record:
     provenance: Provenance = field(default_factory=Provenance)
     meta: dict = field(default_factory=dict, hash=False, compare=False)
 
-    # -- derived -----------------------------------------------------------
-    @property
+    # -- derived (computed once: a record is immutable) -------------------------
+    @functools.cached_property
     def id(self) -> str:
         return content_id(self)
 
-    @property
+    @functools.cached_property
     def prompt_id(self) -> str:
         """Hash of the context alone: groups records that share a prompt."""
         return _digest({"context": _norm_conv(self.context)})

@@ -29,13 +29,17 @@ def curate_group():
 @click.option("--near-dup/--no-near-dup", default=False, show_default=True, help="MinHash LSH near-duplicate removal.")
 @click.option("--near-dup-threshold", default=0.9, show_default=True, help="Jaccard threshold of near duplicates.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output pool.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes that tokenise, decontaminate and hash ahead of the main one (--engine local; 0: none). "
+                   "Worth it only with idle cores; the output does not depend on it.")
 @engine_options
-def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near_dup_threshold, overwrite, engine):
+def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near_dup_threshold, overwrite, workers, engine):
     from .prep import prep
 
     cluster = click.get_current_context().with_resource(engine_session(engine))  # None: prep in this process
     rep = prep(pool, out, data_dir=data_dir, extra_prompts=extra, decontaminate=not no_decontaminate, ngram=ngram,
-               near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite, engine=cluster)
+               near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite, engine=cluster,
+               workers=workers, progress=sys.stderr.isatty())
     keys = ("read", "kept", "removed", "contaminated_by", "benchmarks_checked", "benchmarks_not_checked", "removed_file")
     click.echo(json.dumps({k: rep[k] for k in keys}, indent=2))
     if no_decontaminate:

@@ -23,11 +23,18 @@ pool); the optional MinHash LSH index holds one small signature per kept pair.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
+import hashlib
+import itertools
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
@@ -42,10 +49,6 @@ REPORT = "prep_report.json"
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
-
-
-def ngram_hashes(tokens: list[str], n: int) -> set[int]:
-    return {hash(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)}
 
 
 def benchmark_prompts(data_dir, benches=BENCHMARK_ORDER) -> dict[str, list[str]]:
@@ -115,46 +118,194 @@ def read_prompt_file(path) -> list[str]:
     return out
 
 
+# -- word n-gram matching (deterministic: the same in every process) -----------------------------------
+_KEY_SEED = 0x5EED13  # fixed: a Decontaminator's keys are the same in the driver and in every Ray worker
+_MAX_WINDOW = 64
+
+
+class _Windows:
+    """The word ids of many texts in one int32 array, a 0 after each text, and the 64-bit keys of
+    its windows: the key of the L-word window at i is sum(ids[i + k] * C[k] for k < L) mod 2**64,
+    grown one word at a time (:meth:`grow`), so lengths 4, 5, ..., 13 cost one multiply-add each.
+    A window holding a 0 (a word no benchmark prompt has, or the end of a text) matches nothing.
+    """
+
+    def __init__(self, ids, lengths, coef):
+        """``ids``: every text's word ids followed by a 0; ``lengths``: each text's words + 1."""
+        self.ids = ids
+        self.starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.starts[1:])
+        self.text = np.repeat(np.arange(len(lengths)), lengths)  # the text of each position
+        self.zeros = np.concatenate([[0], np.cumsum(self.ids == 0)])  # 0s before each position
+        self.coef = coef
+        self.length = 0
+        self.keys = np.zeros(len(self.ids), dtype=np.uint64)
+
+    @classmethod
+    def of_ids(cls, seqs: list[list[int]], coef) -> "_Windows":
+        lengths = np.fromiter((len(q) + 1 for q in seqs), dtype=np.int64, count=len(seqs))
+        flat = []
+        for q in seqs:
+            flat += q
+            flat.append(0)
+        return cls(np.array(flat, dtype=np.int32), lengths, coef)
+
+    def grow(self, to: int):
+        n = len(self.ids)
+        with np.errstate(over="ignore"):
+            while self.length < to:
+                k = self.length
+                if k < n:
+                    self.keys[: n - k] += self.ids[k:].astype(np.uint64) * self.coef[k]
+                self.length += 1
+        return self.keys
+
+    def whole(self):
+        """Start positions of the windows (of the current length) that hold no 0."""
+        L, n = self.length, len(self.ids) - self.length + 1
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.zeros[L : L + n] == self.zeros[:n])
+
+
+class _WindowTable:
+    """The benchmark windows of one length, sorted by key; each distinct window once, from its first prompt."""
+
+    def __init__(self, win: _Windows, positions, source_of_text, length: int):
+        pos = positions[np.argsort(win.keys[positions], kind="stable")]  # equal keys stay in prompt order
+        keys = win.keys[pos]
+        if len(keys) > 1:  # a window equal word for word to the one before it: only the first is kept
+            later = np.flatnonzero(keys[1:] == keys[:-1]) + 1
+            span = np.arange(length)
+            equal = (win.ids[pos[later, None] + span] == win.ids[pos[later - 1, None] + span]).all(axis=1)
+            keep = np.ones(len(keys), dtype=bool)
+            keep[later[equal]] = False
+            pos, keys = pos[keep], keys[keep]
+        self.keys, self.pos, self.length = keys, pos, length
+        self.filter = None
+        self.source = source_of_text[win.text[pos]] if len(pos) else np.zeros(0, dtype=np.int64)
+
+    def lookup(self, keys, windows, ids, bench_ids):
+        """For each candidate window start (``windows``, keys ``keys``) of ``ids``: its entry, or -1."""
+        entry = np.full(len(windows), -1, dtype=np.int64)
+        if not len(self.keys) or not len(windows):
+            return entry
+        if self.filter is None:  # a flag per value of the keys' top bits: most windows are ruled out by one lookup
+            self.bits = max(10, min(30, int(len(self.keys) * 16).bit_length()))
+            self.filter = np.zeros(1 << self.bits, dtype=bool)
+            self.filter[self.keys >> np.uint64(64 - self.bits)] = True
+        maybe = np.flatnonzero(self.filter[keys >> np.uint64(64 - self.bits)])
+        at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+        proposed = maybe[self.keys[at] == keys[maybe]]
+        at = at[self.keys[at] == keys[maybe]]
+        if not len(proposed):
+            return entry
+        span = np.arange(self.length)
+        w, e = windows[proposed], at
+        equal = (ids[w[:, None] + span] == bench_ids[self.pos[e][:, None] + span]).all(axis=1)
+        entry[proposed[equal]] = e[equal]
+        for j, e in zip(proposed[~equal], at[~equal] + 1):  # two different windows, one key (rare): the others
+            while e < len(self.keys) and self.keys[e] == keys[j]:
+                if (ids[windows[j] : windows[j] + self.length] == bench_ids[self.pos[e] : self.pos[e] + self.length]).all():
+                    entry[j] = e
+                    break
+                e += 1
+        return entry
+
+
 class Decontaminator:
     """Benchmark n-grams (and whole short prompts) -> the benchmark they come from.
 
-    The n-grams are keyed by Python's ``hash``, which differs between processes, so a
-    Decontaminator pickles as its prompts and is rebuilt where it is unpickled (a Ray
-    worker): one built in one process and matched in another would miss everything.
+    Words are numbered in the order the prompts hold them, so the index is the same in every
+    process: it pickles as it is and matches in a Ray worker exactly as in the driver.
+    :meth:`match_tokens` checks a batch of texts with a few array operations per window length; a
+    window a key proposes is confirmed word by word, so a match is exactly "these n words, in this
+    order, are in that prompt". The benchmark named is the one of the pair's first matching n-gram,
+    else of its shortest (then first) matching short prompt; a window in several prompts names the
+    first prompt's benchmark.
     """
 
     def __init__(self, prompts: dict[str, list[str]], n: int = 13):
+        if not 1 <= n <= _MAX_WINDOW:
+            raise ValueError(f"ngram must be between 1 and {_MAX_WINDOW}, got {n}")
         self.prompts = prompts
         self.n = n
-        self.grams: dict[int, str] = {}
-        self.short: dict[str, str] = {}  # whole short prompts (fewer than n words) -> source
-        self.counts = {}
-        for src, ps in prompts.items():
-            self.counts[src] = len(ps)
+        self.counts = {src: len(ps) for src, ps in prompts.items()}
+        self.names = list(prompts)
+        self.vocab: dict[str, int] = {}  # word -> id (from 1)
+        self._vocab_array = None
+        seqs = {"long": ([], []), "short": ([], [])}
+        for s, (src, ps) in enumerate(prompts.items()):
             for p in ps:
                 toks = words(p)
-                if len(toks) >= n:
-                    for h in ngram_hashes(toks, n):
-                        self.grams.setdefault(h, src)
-                elif len(toks) >= 4:  # shorter ones would match everyday phrases
-                    self.short.setdefault(" ".join(toks), src)
-        self.short_lengths = sorted({len(k.split()) for k in self.short})
+                which = "long" if len(toks) >= n else "short" if len(toks) >= 4 else None  # shorter: everyday phrases
+                if which:
+                    seqs[which][0].append([self.vocab.setdefault(t, len(self.vocab) + 1) for t in toks])
+                    seqs[which][1].append(s)
+        self.coef = np.random.default_rng(_KEY_SEED).integers(0, 2**63, size=_MAX_WINDOW, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.tables: dict[int, _WindowTable] = {}  # n: the n-grams; -L: the whole short prompts of L words
+        self.bench_ids = {}
+        for which, (ids, srcs) in seqs.items():
+            win = _Windows.of_ids(ids, self.coef)
+            self.bench_ids[which] = win.ids
+            source_of_text = np.asarray(srcs, dtype=np.int64)
+            if which == "long":
+                win.grow(n)
+                if ids:
+                    self.tables[n] = _WindowTable(win, win.whole(), source_of_text, n)
+                continue
+            lengths = np.diff(win.starts) - 1
+            for L in sorted(set(lengths.tolist())):
+                win.grow(L)
+                self.tables[-L] = _WindowTable(win, win.starts[:-1][lengths == L], source_of_text, L)
+        self.short_lengths = sorted(-k for k in self.tables if k < 0)
 
-    def __reduce__(self):
-        return (Decontaminator, (self.prompts, self.n))
+    def __getstate__(self):
+        return {**self.__dict__, "_vocab_array": None}
 
     def match(self, text: str) -> str | None:
-        toks = words(text)
-        for i in range(len(toks) - self.n + 1):
-            src = self.grams.get(hash(" ".join(toks[i : i + self.n])))
-            if src:
-                return src
-        for L in self.short_lengths:
-            for i in range(len(toks) - L + 1):
-                src = self.short.get(" ".join(toks[i : i + L]))
-                if src:
-                    return src
-        return None
+        return self.match_tokens([words(text)])[0]
+
+    def word_ids(self, token_lists: list[list[str]]):
+        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._vocab_array is None:
+            self._vocab_array = pa.array(list(self.vocab), pa.string())  # in id order: index + 1 is the id
+        flat = []
+        for toks in token_lists:
+            flat += toks
+            flat.append("\0")  # a separator: \0 is never a word (not \w)
+        found = pc.index_in(pa.array(flat, pa.string()), value_set=self._vocab_array)
+        return (pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
+
+    def match_many(self, texts: list[str]) -> list[str | None]:
+        return self.match_tokens([words(t) for t in texts])
+
+    def match_tokens(self, token_lists: list[list[str]]) -> list[str | None]:
+        """For each text's words (:func:`words`), the benchmark it is contaminated by, or None."""
+        out: list[str | None] = [None] * len(token_lists)
+        if not token_lists or not self.tables:
+            return out
+        win = _Windows(self.word_ids(token_lists), np.fromiter((len(t) + 1 for t in token_lists), np.int64, len(token_lists)), self.coef)
+        short = np.full(len(token_lists), -1, dtype=np.int64)  # the short prompt's source, shortest first
+        long = np.full(len(token_lists), -1, dtype=np.int64)  # the first n-gram's source
+        for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
+            table = self.tables.get(key)
+            if table is None:
+                continue
+            win.grow(table.length)
+            cand = win.whole()
+            if key < 0:
+                cand = cand[short[win.text[cand]] < 0]
+            entry = table.lookup(win.keys[cand], cand, win.ids, self.bench_ids["long" if key > 0 else "short"])
+            found = entry >= 0
+            texts, first = np.unique(win.text[cand[found]], return_index=True)  # windows ascend: each text's first
+            (long if key > 0 else short)[texts] = table.source[entry[found][first]]
+        for t in np.flatnonzero((long >= 0) | (short >= 0)).tolist():
+            out[t] = self.names[int(long[t] if long[t] >= 0 else short[t])]
+        return out
 
 
 def pair_full_text(rec: Record) -> str:
@@ -171,68 +322,327 @@ def removed_line(rec: Record, reason: str, detail=None) -> str:
     return json.dumps({"reason": reason, "detail": detail, "id": rec.id, "record": record_to_row(rec)}, ensure_ascii=False) + "\n"
 
 
-def pair_minhash(rec: Record, num_perm: int):
-    """MinHash (datasketch, its fixed seed) of the pair's word 5-gram shingles."""
+# -- near duplicates: datasketch's MinHash, computed for many shingles at once ---------------------------
+_MERSENNE = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+SHINGLE = 5  # words per shingle
+
+
+@functools.lru_cache(maxsize=8)
+def _scheme(num_perm: int):
+    """(scheme, a, b) of datasketch's ``MinHash(num_perm)``: its default permutation scheme (legacy
+    before datasketch 2.0, affine32 since) and its parameters, as (1, num_perm) rows."""
     from datasketch import MinHash
 
     m = MinHash(num_perm=num_perm)
-    toks = words(pair_full_text(rec))
-    for i in range(max(1, len(toks) - 4)):
-        m.update(" ".join(toks[i : i + 5]).encode())
-    return m
+    scheme = getattr(m, "scheme", "legacy")
+    if scheme not in ("legacy", "affine32"):
+        raise ValueError(f"datasketch's MinHash scheme {scheme!r} is not one prep computes (legacy, affine32)")
+    a, b = m.permutations
+    return scheme, a[None, :].copy(), b[None, :].copy()
+
+
+def shingles(toks: list[str]) -> list[bytes]:
+    """The word 5-grams of a text (one shingle of all its words when it has fewer than 5); what
+    :func:`shingle_hashes` hashes, written out plainly."""
+    return [" ".join(toks[i : i + SHINGLE]).encode() for i in range(max(1, len(toks) - SHINGLE + 1))]
+
+
+try:  # CPython's own SHA-1: the same digest as OpenSSL's, with less overhead per short input
+    from _sha1 import sha1 as _sha1
+except ImportError:  # pragma: no cover
+    _sha1 = hashlib.sha1
+
+
+def shingle_hashes(toks: list[str]):
+    """datasketch's ``sha1_hash32`` of each shingle (:func:`shingles`): the first 4 bytes of its
+    SHA-1, little-endian. The shingles are slices of the text's words joined once."""
+    if len(toks) <= SHINGLE:
+        return np.frombuffer(_sha1(" ".join(toks).encode()).digest()[:4], dtype="<u4")
+    text = " ".join(toks).encode()
+    ends = list(itertools.accumulate([len(t) + 1 for t in toks] if len(text) == sum(map(len, toks)) + len(toks) - 1
+                                     else [len(t.encode()) + 1 for t in toks]))  # byte offset after each word's space
+    starts = [0, *ends[: -SHINGLE]]
+    digests = b"".join([_sha1(text[a : b - 1]).digest() for a, b in zip(starts, ends[SHINGLE - 1 :])])
+    return np.frombuffer(digests, dtype="<u4")[::5]  # a digest is 20 bytes: five 32-bit words, the first kept
+
+
+def _fmix32(h):
+    """MurmurHash3's 32-bit finaliser (datasketch's pre-mix of the affine32 scheme)."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint32(16))) * np.uint32(0x85EBCA6B)
+        h = (h ^ (h >> np.uint32(13))) * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def _permuted(hv, scheme: str, a, b):
+    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (n, num_perm)."""
+    with np.errstate(over="ignore"):
+        if scheme == "affine32":
+            return _fmix32(hv.astype(np.uint32))[:, None] * a + b  # wraps mod 2**32
+        x = hv.astype(np.uint64)[:, None] * a + b  # wraps mod 2**64, as datasketch's uint64 arithmetic does
+    x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
+    x -= _MERSENNE * (x >= _MERSENNE)
+    return x & _MAX_HASH
+
+
+def minhash_signatures(token_lists: list[list[str]], num_perm: int, *, chunk: int = 1 << 15):
+    """(texts, num_perm): for each text's words exactly the ``hashvalues`` of datasketch's
+    ``MinHash(num_perm)`` updated with its shingles (its default scheme and dtype), many at once."""
+    scheme, a, b = _scheme(num_perm)
+    dtype = np.uint32 if scheme == "affine32" else np.uint64
+    out = np.full((len(token_lists), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
+    if not token_lists:
+        return out
+    per_text = [shingle_hashes(t) for t in token_lists]
+    counts = np.fromiter((len(h) for h in per_text), dtype=np.int64, count=len(per_text))
+    hv = np.concatenate(per_text)
+    text_of = np.repeat(np.arange(len(token_lists)), counts)
+    for s in range(0, len(hv), chunk):  # bounded temporaries: chunk x num_perm
+        x = _permuted(hv[s : s + chunk], scheme, a, b)
+        t = text_of[s : s + chunk]
+        cut = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
+        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=0))
+    return out
+
+
+def pair_minhash(rec: Record, num_perm: int):
+    """The pair's MinHash (a datasketch ``MinHash`` holding :func:`minhash_signatures`'s values)."""
+    from datasketch import MinHash
+
+    scheme = _scheme(num_perm)[0]
+    kw = {"scheme": scheme} if scheme != "legacy" or "scheme" in MinHash.__init__.__code__.co_varnames else {}
+    return MinHash(num_perm=num_perm, hashvalues=minhash_signatures([words(pair_full_text(rec))], num_perm)[0], **kw)
 
 
 def near_dup_index(threshold: float, num_perm: int):
-    """The LSH index of near-duplicates: two pairs are near duplicates when one of its
-    bands (``.hashranges`` of the signature) is equal in both."""
+    """datasketch's LSH for ``threshold``: its ``hashranges`` are the bands; two pairs are near
+    duplicates when one of their bands is equal in both."""
     from datasketch import MinHashLSH
 
     return MinHashLSH(threshold=threshold, num_perm=num_perm)
 
 
-def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float, num_perm: int,
-                   counts: Counter, contaminated_by: Counter) -> None:
-    """The steps in this process, streaming: writes the pool and removed.jsonl, fills ``counts``."""
-    from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
-    lsh = near_dup_index(near_dup_threshold, num_perm) if near_dup else None
-    kept_order = 0  # LSH keys are (kept order, id): the earliest kept pair is the one a near duplicate names
+
+def _mix(z):
+    """splitmix64's finaliser, on an array."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def band_keys(signatures, ranges, seed: int):
+    """(pairs, bands) uint64: a 64-bit hash of each band's values (and of its index)."""
+    starts = np.array([s for s, _ in ranges], dtype=np.int64)
+    width = ranges[0][1] - ranges[0][0]
+    with np.errstate(over="ignore"):
+        h = np.broadcast_to(_mix(np.arange(len(ranges), dtype=np.uint64) + np.uint64(seed) * _MIX2), (len(signatures), len(ranges))).copy()
+        for k in range(width):
+            h = _mix(h ^ signatures[:, starts + k].astype(np.uint64))
+    return h
+
+
+def pair_band_keys(token_lists: list[list[str]], ranges, num_perm: int):
+    """(k1, k2): two independent 64-bit keys of each LSH band of each text's MinHash, (texts, bands) each."""
+    sig = minhash_signatures(token_lists, num_perm)
+    return band_keys(sig, ranges, 1), band_keys(sig, ranges, 2)
+
+
+class NearDuplicates:
+    """The kept pairs' LSH bands, streaming: :meth:`check` decides a batch in order, as datasketch's
+    ``MinHashLSH`` queried then inserted pair by pair would (a pair sharing a band with a kept pair
+    is a near duplicate of the earliest such pair; else it is kept and its bands join the index).
+
+    A band is keyed by two independent 64-bit hashes of its values (a false match needs both to
+    collide: about 2**-128 per comparison). The index is a few sorted arrays (merged as they
+    grow, as an LSM tree does): 20 bytes per kept pair and band, ids 32 bytes per kept pair.
+    """
+
+    def __init__(self, threshold: float, num_perm: int):
+        self.num_perm = num_perm
+        self.ranges = near_dup_index(threshold, num_perm).hashranges
+        self.runs: list[tuple] = []  # (k1 sorted, k2, kept order)
+        self.id_chunks: list = []  # kept ids, in kept order, one array per batch
+        self.chunk_starts: list[int] = []
+        self.kept = 0
+
+    def _id(self, order: int) -> str:
+        c = bisect.bisect_right(self.chunk_starts, order) - 1
+        return self.id_chunks[c][order - self.chunk_starts[c]].decode()
+
+    def _lookup(self, k1, k2):
+        """Kept order of each key's pair, or -1 (keys are unique in the index)."""
+        found = np.full(k1.shape, -1, dtype=np.int64)
+        for r1, r2, order in self.runs:
+            at = np.minimum(np.searchsorted(r1, k1), len(r1) - 1)
+            same = r1[at] == k1
+            hit = same & (r2[at] == k2)
+            found[hit] = order[at[hit]]
+            for j in np.flatnonzero(same & ~hit):  # one k1, two k2 (rare): the others with that k1
+                e = at[j] + 1
+                while e < len(r1) and r1[e] == k1[j]:
+                    if r2[e] == k2[j]:
+                        found[j] = order[e]
+                        break
+                    e += 1
+        return found
+
+    def keys(self, token_lists: list[list[str]]):
+        """The band keys (k1, k2) of texts' words: (texts, bands) uint64 each."""
+        return pair_band_keys(token_lists, self.ranges, self.num_perm)
+
+    def check(self, token_lists: list[list[str]], ids: list[str]) -> list[str | None]:
+        """For each pair in order: the id of the kept pair it nearly duplicates, or None (it is kept)."""
+        return self.decide(*self.keys(token_lists), ids)
+
+    def decide(self, k1, k2, ids: list[str]) -> list[str | None]:
+        """:meth:`check` from the pairs' band keys (:meth:`keys`)."""
+        if not ids:
+            return []
+        earlier = self._lookup(k1.ravel(), k2.ravel()).reshape(k1.shape)
+        none = np.iinfo(np.int64).max
+        earliest = np.where(earlier >= 0, earlier, none).min(axis=1).tolist()
+        here: dict[tuple[int, int], int] = {}  # this batch's kept bands -> kept order
+        out: list[str | None] = []
+        new_ids, new_rows = [], []
+        for j, (row1, row2) in enumerate(zip(k1.tolist(), k2.tolist())):
+            if earliest[j] != none:  # an earlier batch's kept pair comes before any of this batch's
+                out.append(self._id(earliest[j]))
+                continue
+            hits = [here[k] for k in zip(row1, row2) if k in here]
+            if hits:
+                out.append(new_ids[min(hits) - self.kept])
+                continue
+            for k in zip(row1, row2):
+                here[k] = self.kept + len(new_ids)
+            new_ids.append(ids[j])
+            new_rows.append(j)
+            out.append(None)
+        if new_ids:
+            self._insert(k1[new_rows].ravel(), k2[new_rows].ravel(),
+                         np.repeat(np.arange(self.kept, self.kept + len(new_ids)), len(self.ranges)), new_ids)
+        return out
+
+    def _insert(self, k1, k2, order, new_ids):
+        self.id_chunks.append(np.array([i.encode() for i in new_ids]))
+        self.chunk_starts.append(self.kept)
+        self.kept += len(new_ids)
+        sort = np.lexsort((k2, k1))
+        self.runs.append((k1[sort], k2[sort], order[sort].astype(np.int32 if self.kept < 2**31 else np.int64)))
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
+            (a1, a2, ao), (b1, b2, bo) = self.runs.pop(), self.runs.pop()
+            m1, m2, mo = np.concatenate([a1, b1]), np.concatenate([a2, b2]), np.concatenate([ao, bo])
+            sort = np.lexsort((m2, m1))
+            self.runs.append((m1[sort], m2[sort], mo[sort]))
+
+
+# -- the local engine ------------------------------------------------------------------------------------
+BATCH = 1000  # pairs per batch
+
+
+class _Features:
+    """What prep computes from a pair's text alone: the benchmark it is contaminated by and its LSH
+    band keys. Run in this process, or in worker processes (``workers`` > 0) while this one reads,
+    deduplicates and writes: each gets the (picklable, deterministic) Decontaminator once."""
+
+    def __init__(self, deco, ranges, num_perm: int):
+        self.deco, self.ranges, self.num_perm = deco, ranges, num_perm
+        if ranges is not None:
+            _scheme(num_perm)  # datasketch's parameters, computed once here (and cached for a worker)
+
+    def __call__(self, texts: list[str]):
+        if self.deco is None and self.ranges is None:
+            return [None] * len(texts), None
+        toks = [words(t) for t in texts]
+        contaminated = self.deco.match_tokens(toks) if self.deco is not None else [None] * len(texts)
+        if self.ranges is None:
+            return contaminated, None
+        clean = [t for t, c in zip(toks, contaminated) if not c]  # a contaminated pair never enters the index
+        return contaminated, pair_band_keys(clean, self.ranges, self.num_perm)
+
+
+_WORKER_FEATURES: _Features | None = None
+
+
+def _init_worker(features: _Features) -> None:
+    global _WORKER_FEATURES
+    _WORKER_FEATURES = features
+
+
+def _worker_features(texts: list[str]):
+    return _WORKER_FEATURES(texts)
+
+
+def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold: float, num_perm: int,
+                   counts: Counter, contaminated_by: Counter, progress: bool = False, workers: int = 0) -> None:
+    """The steps, streaming: writes the pool and removed.jsonl, fills ``counts``. This process reads,
+    deduplicates (an on-disk id set), decides near duplicates in pool order and writes; ``workers``
+    processes (0: this one) tokenise, decontaminate and hash batches ahead of it."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ..ingest import _SeenIds  # the on-disk id set of ingest (flat memory)
+    from ..store.pool import count_pool
+
+    near = NearDuplicates(near_dup_threshold, num_perm) if near_dup else None
+    features = _Features(deco, near.ranges if near else None, num_perm)
+    executor = None
+    if workers > 0 and (deco is not None or near is not None):
+        # spawn, not fork: this process holds Arrow's thread pools and an SQLite connection
+        executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(features,))
     seen = _SeenIds(out_dir)
     writer = PoolWriter(out_dir)
     removed = open(out_dir / REMOVED, "w", encoding="utf-8")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count_pool(pool), unit="record", desc="prep", mininterval=1.0)
+    pending: collections.deque = collections.deque()  # batches whose features are being computed, in pool order
 
     def drop(rec: Record, reason: str, detail=None):
         counts[reason] += 1
         removed.write(removed_line(rec, reason, detail))
 
-    def process(batch: list[Record]):
-        nonlocal kept_order
-        fresh = seen.add_batch([r.id for r in batch])
-        for rec, new in zip(batch, fresh):
-            if not new:
+    def submit(batch: list[Record]):
+        ids = [r.id for r in batch]
+        fresh = seen.add_batch(ids)
+        texts = [pair_full_text(r) for r, new in zip(batch, fresh) if new]
+        if executor is None:
+            done = features(texts)
+            pending.append((batch, ids, fresh, lambda: done))
+        else:
+            pending.append((batch, ids, fresh, executor.submit(_worker_features, texts).result))
+        while len(pending) > 2 * workers:
+            finish(*pending.popleft())
+
+    def finish(batch, ids, fresh, result):
+        contaminated, keys = result()
+        todo = [j for j, new in enumerate(fresh) if new]
+        source = dict(zip(todo, contaminated))
+        clean = [j for j in todo if not source[j]]
+        near_of = dict(zip(clean, near.decide(*keys, [ids[j] for j in clean]))) if near is not None else {}
+        for j, rec in enumerate(batch):
+            if not fresh[j]:
                 drop(rec, "duplicate")
-                continue
-            if deco is not None:
-                src = deco.match(pair_full_text(rec))
-                if src:
-                    contaminated_by[src] += 1
-                    drop(rec, "contaminated", src)
-                    continue
-            if lsh is not None:
-                m = pair_minhash(rec, num_perm)
-                near = lsh.query(m)
-                if near:
-                    drop(rec, "near_duplicate", min(near)[1])
-                    continue
-                lsh.insert((kept_order, rec.id), m)
-                kept_order += 1
-            writer.write(rec)
-            counts["kept"] += 1
+            elif source[j]:
+                contaminated_by[source[j]] += 1
+                drop(rec, "contaminated", source[j])
+            elif near_of.get(j):
+                drop(rec, "near_duplicate", near_of[j])
+            else:
+                writer.write(rec)
+                counts["kept"] += 1
 
     batch: list[Record] = []
     try:
         for src in read_pool(pool):
             counts["read"] += 1
+            if bar is not None:
+                bar.update(1)
             if src.kind == "tie":
                 drop(src, "not_a_pair", "tie")
                 continue
@@ -241,23 +651,33 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
                     drop(rec, "empty_response")
                     continue
                 batch.append(rec)
-                if len(batch) >= 1000:
-                    process(batch)
+                if len(batch) >= BATCH:
+                    submit(batch)
                     batch = []
-        process(batch)
+        if batch:
+            submit(batch)
+        while pending:
+            finish(*pending.popleft())
     finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
         writer.close()
         removed.close()
         seen.close()
+        if bar is not None:
+            bar.close()
 
 
 def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts=(), decontaminate: bool = True,
          ngram: int = 13, near_dup: bool = False, near_dup_threshold: float = 0.9, num_perm: int = 64,
-         overwrite: bool = False, progress: bool = False, engine=None) -> dict:
+         overwrite: bool = False, progress: bool = False, engine=None, workers: int = 0) -> dict:
     """Clean ``pool`` into ``out_dir`` (a pool plus ``removed.jsonl`` and ``prep_report.json``); return the report.
 
     ``engine``: None (this process) or a started :class:`~synpref.engine.ray_cluster.RayCluster`
     (the same steps as Ray Data stages over the pool's shards; the same outputs).
+    ``workers``: processes that tokenise, decontaminate and hash for the local engine (0: all in
+    this process; ``synpref curate prep --workers``); the outputs do not depend on it.
+    They are spawned: a script calling this with workers > 0 needs the ``if __name__ == "__main__":`` guard.
     """
 
     pool_files(pool)  # a missing or empty input pool fails here, before anything is written
@@ -280,7 +700,7 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     counts = Counter()
     contaminated_by = Counter()
     if engine is None:
-        _clean_locally(pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by)
+        _clean_locally(pool, out_dir, deco, near_dup, near_dup_threshold, num_perm, counts, contaminated_by, progress, workers)
     else:
         from ..engine.ray_prep import clean_on_ray
 

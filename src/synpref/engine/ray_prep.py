@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..curate.prep import REMOVED, has_empty_response, near_dup_index, pair_full_text, pair_minhash, removed_line
+from ..curate.prep import REMOVED, has_empty_response, minhash_signatures, near_dup_index, pair_full_text, removed_line, words
 from ..schema import expand_to_pairs
 from ..store.pool import PoolWriter, pool_files, row_to_record
 from .ray_cluster import RayCluster
@@ -93,8 +93,8 @@ def unit_pairs(shard: int, rows: list[dict], first_row: int):
             yield position(shard, row_index, k), src, pair
 
 
-def band_keys(pair, ranges, num_perm: int) -> list[bytes]:
-    values = pair_minhash(pair, num_perm).hashvalues
+def band_keys(values, ranges) -> list[bytes]:
+    """A pair's LSH bands (its MinHash ``values``) as exact keys: the band's index and its values' bytes."""
     return [struct.pack(">H", i) + values[start:end].tobytes() for i, (start, end) in enumerate(ranges)]
 
 
@@ -111,20 +111,22 @@ class PairFeatures:
         out = {name: [] for name in FEATURES.names}
         for shard, path, rg, first in zip(batch["shard"], batch["path"], batch["row_group"], batch["first_row"]):
             rows = pq.ParquetFile(path).read_row_group(int(rg)).to_pylist()
-            for pos, src, pair in unit_pairs(int(shard), rows, int(first)):
-                status = detail = contaminated = None
-                bands = []
+            units = list(unit_pairs(int(shard), rows, int(first)))
+            todo = [k for k, (_, _, pair) in enumerate(units) if pair is not None and not has_empty_response(pair)]
+            toks = [words(pair_full_text(units[k][2])) for k in todo] if self.deco is not None or self.ranges else []
+            contaminated = dict(zip(todo, self.deco.match_tokens(toks))) if self.deco is not None else {}
+            bands = {}
+            if self.ranges is not None:  # the same matching as the local engine, a row group at a time
+                bands = dict(zip(todo, (band_keys(v, self.ranges) for v in minhash_signatures(toks, self.num_perm))))
+            for k, (pos, src, pair) in enumerate(units):
+                status = detail = None
                 if pair is None:
                     rec, status, detail = src, "not_a_pair", "tie"
                 elif has_empty_response(pair):
                     rec, status = pair, "empty_response"
                 else:
                     rec = pair
-                    if self.deco is not None:
-                        contaminated = self.deco.match(pair_full_text(pair))
-                    if self.ranges is not None:
-                        bands = band_keys(pair, self.ranges, self.num_perm)
-                for name, value in zip(FEATURES.names, (pos, rec.id, status, detail, contaminated, bands)):
+                for name, value in zip(FEATURES.names, (pos, rec.id, status, detail, contaminated.get(k), bands.get(k, []))):
                     out[name].append(value)
         return pa.table(out, schema=FEATURES)
 
