@@ -134,3 +134,35 @@ def test_user_mistakes_are_one_line(tmp_path, tiny_bert_dir):
             assert "Traceback" not in res.output and fragment in res.stderr, (name, res.stderr)
             errors = [line for line in res.stderr.splitlines() if line.startswith("Error:")]
             assert len(errors) == 1, (name, res.stderr)
+
+
+def test_make_plan_predicts_the_attribute_gated_rule_from_the_pool_samples_objective_share():
+    """The rule the config names, mixed by objectivity: the real attribute_gated rule on 40k simulated pool pairs."""
+    from synpref.curate.config import JudgeConfig, Stage2Config
+    from synpref.curate.judges import majority
+    from synpref.curate.planner import GoldSignals, PlanInputError, PlanOptions, PoolSample, make_plan
+    from synpref.curate.stages import stage2_rule
+    from test_curate_planner import gold_signals, simulate
+
+    rng = np.random.default_rng(3)
+    sim = dict(gold_acc=0.8, cur_acc=0.7, judges=((0.85, 0.9),))
+    eta, band, share, n = 0.3, 0.1, 0.4, 40_000
+    pool = simulate(n, rng, eta=eta, **sim)
+    objectivity = np.where(rng.random(n) < share, "objective", "subjective")
+    rule = stage2_rule("attribute_gated", band)
+    decided = []
+    for i, label in enumerate(pool["labels"]):
+        j = majority([v[i] for v in pool["judges"]]) if rule.needs_judge(float(pool["p_cur"][i]), objectivity[i]) else None
+        decided.append(rule.decide(label, float(pool["p_cur"][i]), float(pool["p_gold"][i]), j, objectivity[i])[0])
+    decided = np.array(decided)
+    gold = simulate(20_000, rng, eta=0.0, **sim)
+    sample = PoolSample(pool["labels"], pool["p_cur"], {"judge0": pool["judges"][0]}, pool["p_gold"])
+    plan = make_plan(gold_signals(gold), sample, stage2=Stage2Config(band=band, rule="attribute_gated"), judge=JudgeConfig(n_samples=1),
+                     pool_size=n, options=PlanOptions(bootstrap=0, noise_rate=eta), pool_objectivity=list(objectivity))
+    assert plan.settings["rule"] == "attribute_gated" and plan.settings["objective_share"] == pytest.approx(np.mean(objectivity == "objective"))
+    for d in ("keep", "discard", "flip"):
+        assert abs(plan.predictions[d].value - np.mean(decided == d)) < 0.015, d
+    assert plan.judged_observed.value == pytest.approx(np.mean(objectivity == "objective"))
+    with pytest.raises(PlanInputError, match="decides by objectivity"):
+        make_plan(GoldSignals(["A"], [0.9], [0.9], {"j": ["A"]}), None, stage2=Stage2Config(rule="attribute_gated"),
+                  judge=JudgeConfig(), pool_size=1, options=PlanOptions(bootstrap=0, noise_rate=0.2))
