@@ -47,7 +47,7 @@ from .runner import PLAN_FILE, RunContext, Runner
 from .stages import stage2_rule
 from .util import atomic_write_json, atomic_write_text, stable_rand
 
-JUDGE_CHUNK = 32  # pairs judged between two progress lines
+JUDGE_CHUNK = 8  # pairs judged between two progress lines (a slow judge: a line every few calls)
 
 
 class PlanError(ConfigError):
