@@ -95,7 +95,7 @@ def run_cmd(config, run_dir, device, quiet, dry_run):
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="The run directory `synpref curate run` will use: the plan's preparation steps, judge answers (its "
                    "llm_cache.sqlite) and, without Stage 1, its RMs are the run's own, so the run does not pay for them "
-                   "again; the plan goes to RUN_DIR/plan/ (and to -o too when given).")
+                   "again; the plan goes to RUN_DIR/plan/ (with -o as well: its files to -o, plan.json to both).")
 @click.option("--pool-sample", default=200, show_default=True, type=click.IntRange(min=1),
               help="Pool pairs, drawn at random (seeded by the config's seed), scored and judged to estimate the pool's label noise.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),
