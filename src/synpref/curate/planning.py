@@ -296,6 +296,12 @@ def plan_curation(config, out=None, *, run_dir=None, pool_sample: int = 200, fol
     if cfg.stage1.iterations:
         plan.flags.append(f"stage1.iterations is {cfg.stage1.iterations}: the run's current RM will be Stage 1's best, and its gold "
                           "set larger; this plan measured the current RM a run without Stage 1 uses (cross-fitted on the pool's labels)")
+    for name, values in (("gold RM", m["p_gold"]), ("current RM", m["p_current"])):
+        ties = sum(1 for v in values if v == 0.5)
+        if ties:
+            plan.flags.append(f"{name}: {ties} of {len(values)} gold pairs score exactly 0.5 (both candidates get the same reward, "
+                              f"e.g. identical once truncated to rm.max_length={cfg.rm.max_length}); Stage 2 reads a tie as the RM "
+                              "disagreeing with the label, so its accuracy counts them wrong")
     if m["current"].folds == 1:
         plan.flags.append("stage2.current_rm_folds is 1: the current RM scores pool pairs it was trained on, so it agrees with "
                           "their labels more than it should and the noise estimate is low")
