@@ -74,6 +74,12 @@ CASES = {
         ("empty input", ["curate", "run", "empty.yaml", "-o", "crun"], "needs 'pool'"),
         ("typo", ["curate", "run", "typo.yaml", "-o", "crun"], "did you mean 'stage2'?"),
     ],
+    "curate plan": [
+        ("bad path", ["curate", "plan", "nope.yaml", "-o", "cplan"], "does not exist"),
+        ("empty input", ["curate", "plan", "empty.yaml", "-o", "cplan"], "needs 'pool'"),
+        ("typo", ["curate", "plan", "typo.yaml", "-o", "cplan"], "did you mean 'stage2'?"),
+        ("typo in a flag", ["curate", "plan", "typo.yaml", "-o", "cplan", "--pool-sampel", "9"], "No such option"),
+    ],
     "curate config": [  # takes no path and no input
         ("typo", ["curate", "config", "--format", "yml"], "'yml' is not one of"),
     ],

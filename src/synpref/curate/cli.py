@@ -88,6 +88,44 @@ def run_cmd(config, run_dir, device, quiet, dry_run):
         sys.exit(4)
 
 
+@curate_group.command("plan", help="Measure, before paying for Stage 2, the accuracy of its signals (gold RM, current RM, each "
+                      "judge) on the gold pairs, out of fold, and on a sample of the pool, and predict what Stage 2 will do: "
+                      "keep / discard / flip fractions, residual noise, flip precision, the judge calls and tokens. Writes "
+                      "plan.json, report.md, residual_noise.png and signals.jsonl to PLAN_DIR.")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Plan folder; a run directory of CONFIG: its plan/ (the run's summary.json then sets the plan beside what "
+                   "Stage 2 did). Without --run-dir the run's preparation steps run in PLAN_DIR/run.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="The run directory `synpref curate run` will use: the plan's preparation steps, judge answers (its "
+                   "llm_cache.sqlite) and, without Stage 1, its RMs are the run's own, so the run does not pay for them "
+                   "again; the plan goes to RUN_DIR/plan/ (with -o as well: its files to -o, plan.json to both).")
+@click.option("--pool-sample", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Pool pairs, drawn at random (seeded by the config's seed), scored and judged to estimate the pool's label noise.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Folds of the gold pairs the out-of-fold gold RM is cross-fitted over.")
+@click.option("--noise-rate", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Pool label-noise rate to assume instead of the estimate (when every signal is at chance).")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap resamples behind every derived interval (0: point estimates only).")
+@device_option("Device of the RMs the plan trains and scores with: cpu, cuda, cuda:N (default: cuda if available, else cpu).")
+@click.option("--quiet", is_flag=True, help="No progress lines (the table is still printed).")
+def plan_cmd(config, out, run_dir, pool_sample, folds, noise_rate, bootstrap, device, quiet):
+    from .config import ConfigError
+    from .planner import PlanInputError
+    from .planning import plan_curation
+
+    try:
+        plan = plan_curation(config, out, run_dir=run_dir, pool_sample=pool_sample, folds=folds, noise_rate=noise_rate,
+                             bootstrap=bootstrap, device=device, progress=not quiet)
+    except (ConfigError, PlanInputError) as e:
+        click.echo(f"Error: {' '.join(str(e).split())}", err=True)
+        sys.exit(2)
+    click.echo(plan["table"])
+    click.echo("")
+    click.echo("wrote " + ", ".join(plan["files"]))
+
+
 def _print_planned_spend(plan: dict) -> None:
     def num(v):
         return "?" if v is None else f"{v:,}"

@@ -27,11 +27,15 @@ class ExampleFinder:
         self.examples = {g: {"record": records[rows[g]], "attributes": attrs[rows[g]], "label": gold[g]["label"]} for g in gids}
         self.index = NeighbourIndex(gids, self.vectors[[rows[g] for g in gids]] if gids else self.vectors[:0])
 
-    def for_rows(self, rows: list[int]) -> list[list[dict]]:
-        """The examples of the pairs at global ``rows``, nearest first."""
+    def for_rows(self, rows: list[int], ids: list[str] | None = None) -> list[list[dict]]:
+        """The examples of the pairs at global ``rows``, nearest first; with ``ids`` (the pairs' own ids), a
+        gold pair is never its own example (``synpref curate plan`` judges gold pairs)."""
         if self.index is None or not rows:
             return [[] for _ in rows]
-        hits = self.index.search(self.vectors[rows], self.m)
+        if ids is None:
+            hits = self.index.search(self.vectors[rows], self.m)
+        else:
+            hits = [h for r, pid in zip(rows, ids) for h in self.index.search(self.vectors[[r]], self.m, exclude={pid})]
         return [[self.examples[g] for g, _ in h] for h in hits]
 
 
@@ -40,11 +44,13 @@ def panel_calls_per_pair(cfg) -> int:
     return cfg.judge.n_samples * max(1, len(cfg.endpoints))
 
 
-def judge_pairs(panel, finder: ExampleFinder, ids: list[str], records: list[Record], attributes: list, rows: list[int]) -> list[dict]:
-    """The panel's judgement (``Judgement.to_dict()``) of each pair, in order."""
+def judge_pairs(panel, finder: ExampleFinder, ids: list[str], records: list[Record], attributes: list, rows: list[int],
+                *, not_own_example: bool = False) -> list[dict]:
+    """The panel's judgement (``Judgement.to_dict()``) of each pair, in order (``not_own_example``: a gold pair
+    is not shown itself, with its verdict, as an example)."""
     if not ids:
         return []
-    examples = finder.for_rows(rows)
+    examples = finder.for_rows(rows, ids if not_own_example else None)
     items = [{"record": r, "pair_id": p, "attributes": a, "examples": ex} for p, r, a, ex in zip(ids, records, attributes, examples)]
     return [j.to_dict() for j in panel.judge_many(items)]
 

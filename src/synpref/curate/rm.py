@@ -122,12 +122,13 @@ class CrossFitScorer:
 
 
 def train_cross_fitted(folder: Path, labelled: Callable[[], Iterator[tuple[str, Record, str]]], settings: RMSettings,
-                       folds: int) -> CurrentRMs:
+                       folds: int, *, name: str = "current_rm", tag: str = "stage2 current RM") -> CurrentRMs:
     """Current RMs on ``labelled()`` = ``(pair_id, record, label)`` (called once per model: a stream, not a list).
 
-    With ``folds`` > 1, model f is trained on the pairs of the other folds (``current_rm_fold{f}``);
+    With ``folds`` > 1, model f is trained on the pairs of the other folds (``{name}_fold{f}``);
     when the pairs do not fill every fold, or with one fold, one model is trained on all of them
-    (``current_rm``).
+    (``{name}``). ``synpref curate plan`` cross-fits its out-of-fold gold RMs with it too
+    (``name="gold_rm"``), after checking that the gold pairs fill every fold.
     """
     if folds > 1:
         seen: set[int] = set()
@@ -136,14 +137,14 @@ def train_cross_fitted(folder: Path, labelled: Callable[[], Iterator[tuple[str, 
             if len(seen) == folds:
                 break
         if len(seen) < folds:
-            settings.log(f"stage2: the pool's pairs cannot fill {folds} folds; one current RM trained on all of them")
+            settings.log(f"{tag}: the pairs cannot fill {folds} folds; one model trained on all of them")
             folds = 1
     if folds == 1:
-        path = train_rm(folder / "current_rm", ((rec, lab) for _pid, rec, lab in labelled()), settings, "stage2 current RM")
+        path = train_rm(folder / name, ((rec, lab) for _pid, rec, lab in labelled()), settings, tag)
         return CurrentRMs({0: str(path)}, 1, settings.seed)
     models = {}
     for f in range(folds):
         mine = ((rec, lab) for pid, rec, lab in labelled() if fold_of(settings.seed, folds, pid) != f)
-        models[f] = str(train_rm(folder / f"current_rm_fold{f}", mine, settings,
-                                 f"stage2 current RM for fold {f + 1}/{folds} (trained on the other folds)"))
+        models[f] = str(train_rm(folder / f"{name}_fold{f}", mine, settings,
+                                 f"{tag} for fold {f + 1}/{folds} (trained on the other folds)"))
     return CurrentRMs(models, folds, settings.seed)

@@ -17,7 +17,7 @@ from .runner import RunContext, Runner
 from .steps import WaitingForHumans, pipeline
 from .util import Ledger, atomic_write_text
 
-__all__ = ["WaitingForHumans", "dry_run", "run_curation", "why"]
+__all__ = ["WaitingForHumans", "dry_run", "open_run", "run_curation", "why"]
 
 # Keys a run directory lets change between invocations: the LLM budget (raise it and the run resumes).
 RESUMABLE_KEYS = ("judge.max_calls", "judge.max_tokens")
@@ -34,17 +34,24 @@ def run_curation(config, run_dir, *, progress: bool = False, device: str | None 
     """
     run_dir = Path(run_dir)
     cfg = load_config(config)
-    saved = run_dir / "config.yaml"
-    if not _same_run(cfg, run_dir):
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, _SAVED_HEADER + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    _refuse_an_older_layout(run_dir)
+    open_run(cfg, run_dir)
     ctx = RunContext(cfg, run_dir, device=device, progress=progress)
     runner = Runner(ctx, pipeline(cfg))
     try:
         return runner.summary(runner.run())
     finally:
         ctx.llm.close()
+
+
+def open_run(cfg, run_dir: Path) -> None:
+    """Make ``run_dir`` a run directory of ``cfg`` (its saved config), or check that it is one
+    (:class:`ConfigError` when it holds a run of another config or of an older layout).
+    ``synpref curate run`` and ``synpref curate plan`` both start here, so a plan made in a run
+    directory is a part of that run."""
+    if not _same_run(cfg, run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", _SAVED_HEADER + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    _refuse_an_older_layout(run_dir)
 
 
 def _same_run(cfg, run_dir: Path, *, save: bool = True) -> bool:

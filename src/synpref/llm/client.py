@@ -74,6 +74,8 @@ class Usage:
     failures: int = 0  # calls that failed after all retries
     repairs: int = 0  # repair rounds asked for invalid JSON
     invalid: int = 0  # chat_json calls that never validated
+    cached_prompt_tokens: int = 0  # tokens of the answers read from the cache (paid once, by an earlier call)
+    cached_completion_tokens: int = 0
 
     def add(self, other: "Usage") -> None:
         for k, v in asdict(other).items():
@@ -175,6 +177,8 @@ class LLMClient:
             hit = self.cache.get(key)
             if hit is not None:
                 self.usage.cache_hits += 1
+                self.usage.cached_prompt_tokens += int(hit["prompt_tokens"] or 0)
+                self.usage.cached_completion_tokens += int(hit["completion_tokens"] or 0)
                 return Completion(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], cached=True)
         body = {"model": self.endpoint.model, "messages": messages, **p}
         last_error = "no attempt"

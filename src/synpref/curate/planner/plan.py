@@ -21,12 +21,13 @@ result into ``synpref curate plan`` and the run's summary.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import JudgeConfig, Stage2Config
-from ..stages import needs_judge
+from ..stages import stage2_rule
 from . import cells
 from .inputs import GoldSignals, JudgeCost, PlanInputError, PlanOptions, PoolSample, judge_codes, label_array, prob_array
 from .noise import NoiseEstimate, SignalAgreement, estimate_noise
@@ -236,11 +237,17 @@ def _cost(share: Estimate, source: str, pool_size: int, per_pair: float, cost: J
 
 
 def make_plan(gold: GoldSignals, pool: PoolSample | None, *, stage2: Stage2Config, judge: JudgeConfig, pool_size: int,
-              n_endpoints: int | None = None, cost: JudgeCost | None = None, options: PlanOptions | None = None) -> Plan:
+              n_endpoints: int | None = None, cost: JudgeCost | None = None, options: PlanOptions | None = None,
+              rule: str | None = None, gold_objectivity: Sequence[str | None] | None = None,
+              pool_objectivity: Sequence[str | None] | None = None) -> Plan:
     """Predict Stage 2 on a pool of ``pool_size`` pairs (see the module docstring).
 
     ``n_endpoints`` (default: the number of judges in ``gold.judges``) and ``judge.n_samples`` set the calls per
-    judged pair; ``pool=None`` leaves the noise rate to ``options.noise_rate``.
+    judged pair; ``pool=None`` leaves the noise rate to ``options.noise_rate``. ``rule`` (default
+    ``stage2.rule``) names the Stage 2 rule of :data:`~synpref.curate.stages.STAGE2_RULES`; a rule that reads the
+    pairs' objectivity is predicted per objectivity ("objective", else "subjective") and mixed by the pool
+    sample's objective share (``pool_objectivity``, one per pool-sample pair; without it ``gold_objectivity``'s),
+    the cell probabilities measured on every gold pair (the signals assumed to behave alike on both kinds).
     """
     opt, cost = options or PlanOptions(), cost or JudgeCost()
     band, conf = float(stage2.band), opt.confidence
@@ -267,10 +274,30 @@ def make_plan(gold: GoldSignals, pool: PoolSample | None, *, stage2: Stage2Confi
     flags += noise.flags
 
     # 4. Stage 2 decisions given a right and a wrong label, then on the pool
-    dec, judged = cells.decision_table(band)
-    right_cells, wrong_cells = cells.gold_cells(x.truth, x.p_gold, x.p_cur, panel, band, dec)
+    rule = rule or getattr(stage2, "rule", "skywork")
+    decider = stage2_rule(rule, band)
+    gold_obj = _objectivity(gold_objectivity, n, "gold_objectivity")
+    pool_obj = _objectivity(pool_objectivity, m, "pool_objectivity")
+    if "objectivity" in decider.uses:
+        source, w_src = (pool_obj, wp) if pool_obj is not None else (gold_obj, wg)
+        if source is None:
+            raise PlanInputError(f"the {rule} rule decides by objectivity: give pool_objectivity (or gold_objectivity), "
+                                 "one per pair (the attributes step's objectivity)")
+        share = mean_rows(w_src, np.array([o == "objective" for o in source], dtype=float))
+        components = [("objective", share), ("subjective", 1.0 - share)]
+        if not (source == "objective").any():
+            flags.append(f"no {'pool-sample' if pool_obj is not None else 'gold'} pair is objective: the {rule} rule judges none")
+    else:
+        components = [(None, np.ones(len(wg)))]
+    tables = []
+    right_cells = wrong_cells = None
+    for obj, _w in components:
+        dec, judged = cells.decision_table(band, rule, obj)
+        right_cells, wrong_cells = cells.gold_cells(x.truth, x.p_gold, x.p_cur, panel, band, dec, rule=rule, objectivity=obj)
+        tables.append((dec, judged))
     t_right, t_wrong = mean_rows(wg, cells.one_hot(right_cells)), mean_rows(wg, cells.one_hot(wrong_cells))
-    r_right, r_wrong = cells.rates(t_right, dec, judged), cells.rates(t_wrong, dec, judged)
+    r_right = _mixed([cells.rates(t_right, dec, judged) for dec, judged in tables], [w for _o, w in components])
+    r_wrong = _mixed([cells.rates(t_wrong, dec, judged) for dec, judged in tables], [w for _o, w in components])
     lift = estimate(ratio(r_wrong["flip"], r_right["flip"]), conf)
     if lift.contains(1.0) or (lift.value is not None and abs(lift.value - 1.0) < 1e-9):
         flags.append(f"Stage 2 flips right and wrong labels alike (P(flip | wrong) / P(flip | right) = {lift.text(2)}): "
@@ -284,7 +311,8 @@ def make_plan(gold: GoldSignals, pool: PoolSample | None, *, stage2: Stage2Confi
     # 5. the share sent to the judges, measured and predicted, and its cost
     judged_observed = None
     if m:
-        asked = np.fromiter((needs_judge(float(p), band) for p in x.pool_p_cur), dtype=bool, count=m)
+        objs = pool_obj if pool_obj is not None else [None] * m
+        asked = np.fromiter((decider.needs_judge(float(p), o) for p, o in zip(x.pool_p_cur, objs)), dtype=bool, count=m)
         judged_observed = wilson(int(asked.sum()), m, conf)
         pred = None if predictions is None else predictions["judged"]
         if pred is not None and pred.low is not None and (pred.high < judged_observed.low or pred.low > judged_observed.high):
@@ -298,10 +326,11 @@ def make_plan(gold: GoldSignals, pool: PoolSample | None, *, stage2: Stage2Confi
     sweep = None
     panel_accuracy = by_name.get(VOTE if len(x.judges) > 1 else next((f"judge {j}" for j in x.judges), ""))
     if noise.used is not None and panel_accuracy is not None and panel_accuracy.n:
-        sweep = judge_sweep(t_right[:1], t_wrong[:1], dec, judged, float(noise.used), opt.sweep_points,
-                            panel_accuracy.accuracy.value)
+        sweep = judge_sweep(t_right[:1], t_wrong[:1], tables, [float(w[0]) for _o, w in components], float(noise.used),
+                            opt.sweep_points, panel_accuracy.accuracy.value)
 
-    settings = {"band": band, "recycle_flips": bool(stage2.recycle_flips), "n_samples": judge.n_samples,
+    settings = {"rule": rule, "objective_share": None if len(components) == 1 else float(components[0][1][0]),
+                "band": band, "recycle_flips": bool(stage2.recycle_flips), "n_samples": judge.n_samples,
                 "n_endpoints": n_endpoints, "judges": list(x.judges), "pool_size": pool_size,
                 "judge_cost": {"prompt_tokens": cost.prompt_tokens, "completion_tokens": cost.completion_tokens,
                                "calls_per_vote": cost.calls_per_vote},
@@ -315,16 +344,33 @@ def make_plan(gold: GoldSignals, pool: PoolSample | None, *, stage2: Stage2Confi
                 f"{derived}")
 
 
-def judge_sweep(t_right: np.ndarray, t_wrong: np.ndarray, dec: np.ndarray, judged: np.ndarray, eta: float, points: int,
-                measured: float) -> list[dict]:
-    """Predicted residual noise, flip precision and recall as the judges' accuracy goes from 0.5 to 1 (and at ``measured``)."""
+def _objectivity(values, n: int, where: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    if len(values) != n:
+        raise PlanInputError(f"{where} has {len(values)} entries for {n} pairs: give one per pair (None without attributes)")
+    return np.array(["objective" if v == "objective" else "subjective" for v in values], dtype=object)
+
+
+def _mixed(parts: list[dict[str, np.ndarray]], weights_: list) -> dict[str, np.ndarray]:
+    """The rates of each objectivity, mixed by its share (one part: as it is)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: sum(w * p[k] for p, w in zip(parts, weights_)) for k in parts[0]}
+
+
+def judge_sweep(t_right: np.ndarray, t_wrong: np.ndarray, tables: list[tuple[np.ndarray, np.ndarray]], shares: list[float],
+                eta: float, points: int, measured: float) -> list[dict]:
+    """Predicted residual noise, flip precision and recall as the judges' accuracy goes from 0.5 to 1 (and at ``measured``);
+    ``tables`` (decision, judged) per objectivity, mixed by ``shares`` (one table for a rule without objectivity)."""
     grid = sorted(set(np.round(np.linspace(0.5, 1.0, points), 6).tolist()) | {round(float(measured), 6)})
     out = []
     for acc in grid:
         if acc < 0.5:
             continue
         r, w = cells.with_judge_accuracy(t_right, t_wrong, acc)
-        p = predict(cells.rates(r, dec, judged), cells.rates(w, dec, judged), np.array([eta]))
+        p = predict(_mixed([cells.rates(r, d, j) for d, j in tables], shares),
+                    _mixed([cells.rates(w, d, j) for d, j in tables], shares), np.array([eta]))
         out.append({"judge_accuracy": acc, "measured": acc == round(float(measured), 6),
                     **{k: (None if not np.isfinite(p[k][0]) else float(p[k][0])) for k in
                        ("residual_noise_kept", "residual_noise_with_flips", "flip_precision", "flip_recall", "keep", "flip")}})

@@ -36,7 +36,9 @@ def residual_verdict(residual: Estimate, eta: float) -> str:
 def precision_verdict(precision: Estimate, lift: Estimate, eta: float) -> str:
     if precision.value is None:
         return "nothing is flipped"
-    if lift.contains(1.0) or lift.value is None or abs(lift.value - 1.0) < 1e-9:
+    if lift.value is None:  # P(flip | right) is 0 on gold while something is flipped: an unbounded lift
+        return "no right gold label was flipped: the flips repair wrong labels"
+    if lift.contains(1.0) or abs(lift.value - 1.0) < 1e-9:
         return f"~ base rate {eta:.3f}: Stage 2 cannot detect flips"
     if precision.value < 0.5:
         return f"above the base rate {eta:.3f}, but most flips reverse a right label: keep recycle_flips off"
