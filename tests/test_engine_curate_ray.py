@@ -1,0 +1,221 @@
+"""``synpref curate run --engine ray`` against the local engine on the same input: the same kept ids,
+removed ids with reasons, Stage 2 decisions, judgements, attributes, embeddings and scores (to 1e-6),
+and the same LLM calls; a killed model actor and a killed LLM actor change nothing and repay at most
+the calls in flight; the LLM budget stops both engines at the same batch. Tiny random BERT RMs,
+two OpenAI-compatible stub judges on 127.0.0.1, one local Ray instance (2 CPUs, node on 127.0.0.1)."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'synpref[scale]' to test the Ray engine")
+import pyarrow.parquet as pq  # noqa: E402
+import yaml  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from synpref.curate.cli import curate_group  # noqa: E402
+from synpref.curate.run import run_curation  # noqa: E402
+from synpref.curate.util import read_jsonl  # noqa: E402
+from synpref.engine.ray_cluster import RayCluster  # noqa: E402
+from synpref.llm.testing import FakeOpenAIServer, scripted_judge  # noqa: E402
+from synpref.store.pool import read_pool  # noqa: E402
+from test_curate_run import make_pools  # noqa: E402
+from test_curate_steps import _stage2_only  # noqa: E402
+from test_engine_ray import KillOnce, _our_workers  # noqa: E402
+
+BATCH, N_POOL, N_GOLD = 16, 64, 8
+CONCURRENCY = 3  # per endpoint: at most this many calls of an endpoint in flight, on either engine
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with RayCluster(actors=2, num_cpus=2, object_store_bytes=256 * 2**20) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def judges():
+    """Two stub judge endpoints (answering after 20 ms, so calls overlap)."""
+    with FakeOpenAIServer(scripted_judge, model="judge-a", delay=0.02) as a, FakeOpenAIServer(scripted_judge, model="judge-b", delay=0.02) as b:
+        yield a, b
+
+
+def _config(root: Path, judges, tiny_bert_dir, **over) -> dict:
+    cfg = _stage2_only(root, judges[0].base_url, tiny_bert_dir, BATCH, **over)
+    cfg["endpoints"] = [{"base_url": s.base_url, "model": s.model, "backoff": 0.01, "concurrency": CONCURRENCY,
+                         "params": {"temperature": 0.7, "seed": 3}} for s in judges]
+    return cfg
+
+
+def _requests(judges) -> int:
+    return sum(len(s.requests) for s in judges)
+
+
+def _parts(folder: Path) -> list[dict]:
+    rows = []
+    for part in sorted(folder.glob("part-*.parquet")):
+        rows += pq.read_table(part).to_pylist()
+    return rows
+
+
+def outputs(run: Path) -> dict:
+    """Everything a run decided, in order: pools' ids, the ledger, Stage 2's parts, attributes, embeddings."""
+    scores = _parts(run / "stage2" / "scores")
+    return {
+        "curated": [r.id for r in read_pool(run / "curated")],
+        "recycled": [r.id for r in read_pool(run / "recycled")],
+        "gold": [r.id for r in read_pool(run / "gold")],
+        "ledger": [{k: v for k, v in e.items() if k not in ("p_current", "p_gold")} for f in sorted((run / "ledger").glob("*.jsonl"))
+                   for e in read_jsonl(f)],
+        "decisions": [{k: v for k, v in d.items() if k not in ("p_current", "p_gold")} for d in _parts(run / "stage2" / "decisions")],
+        "judgements": _parts(run / "stage2" / "judgements"),
+        "attributes": _parts(run / "attributes"),
+        "score_ids": [(s["pair_id"], s["label"]) for s in scores],
+        "scores": np.array([[s["p_current"], s["p_gold"]] for s in scores], dtype="float64"),
+        "vectors": np.load(run / "embed" / "vectors.npy"),
+    }
+
+
+def assert_same(ray_run: dict, local_run: dict) -> None:
+    for key in ("curated", "recycled", "gold", "ledger", "decisions", "judgements", "attributes", "score_ids"):
+        assert ray_run[key] == local_run[key], key
+    assert ray_run["scores"].shape == local_run["scores"].shape
+    assert np.abs(ray_run["scores"] - local_run["scores"]).max() <= 1e-6
+    assert np.abs(ray_run["vectors"] - local_run["vectors"]).max() <= 1e-6
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, judges, tiny_bert_dir):
+    """The local engine's run of the module's pools, its outputs and the LLM requests it made."""
+    root = tmp_path_factory.mktemp("pools")
+    make_pools(root, n=N_POOL, n_gold=N_GOLD)
+    before = _requests(judges)
+    summ = run_curation(_config(root, judges, tiny_bert_dir), root / "local")
+    assert summ["status"] == "done" and "engine" not in summ
+    return {"root": root, "summary": summ, "outputs": outputs(root / "local"), "requests": _requests(judges) - before}
+
+
+def test_run_on_ray_equals_local(local_run, cluster, judges, tiny_bert_dir):
+    root = local_run["root"]
+    before = _requests(judges)
+    summ = run_curation(_config(root, judges, tiny_bert_dir), root / "ray", engine=cluster)
+    assert summ["status"] == "done"
+    assert_same(outputs(root / "ray"), local_run["outputs"])
+    assert summ["stage2"] == local_run["summary"]["stage2"] and sum(summ["stage2"].values()) == N_POOL
+    # the same LLM calls: as many requests, and the same paid calls counted in the summary
+    assert _requests(judges) - before == local_run["requests"] > N_POOL
+    assert summ["llm_this_invocation"] == local_run["summary"]["llm_this_invocation"]
+    # the heavy steps ran on the actors, two of them per model step
+    steps = summ["engine"]["steps"]
+    assert set(steps) >= {"attributes", "embed", "stage2/score", "stage2/judge"}
+    assert steps["stage2/score"]["batches"] == N_POOL // BATCH and steps["stage2/score"]["workers"] == 2
+    assert steps["embed"]["items"] == N_POOL + N_GOLD
+    assert not _our_workers("BatchWorker") and not _our_workers("LLMWorker")  # the run's actors are gone
+
+
+class KillWhen(threading.Thread):
+    """SIGKILL the first worker named ``marker`` once ``ready()`` holds."""
+
+    def __init__(self, marker: str, ready, timeout: float = 120):
+        super().__init__(daemon=True)
+        self.killer, self.ready, self.deadline = KillOnce(marker), ready, time.monotonic() + timeout
+        self.killed = None
+
+    def run(self):
+        while time.monotonic() < self.deadline and not self.killer.stop.is_set():
+            if self.ready():
+                self.killer.deadline = self.deadline
+                self.killer.run()
+                self.killed = self.killer.killed
+                return
+            time.sleep(0.01)
+
+
+def test_killed_actors_lose_nothing_and_repay_only_calls_in_flight(local_run, cluster, judges, tiny_bert_dir, tmp_path):
+    """Through the CLI: one model actor killed while it scores a batch, one LLM actor killed mid-step."""
+    root = local_run["root"]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(root, judges, tiny_bert_dir)))
+    before = _requests(judges)
+    model_killer = KillWhen("BatchWorker", lambda: (tmp_path / "run" / "stage2" / "scores").is_dir())
+    llm_killer = KillWhen("LLMWorker", lambda: _requests(judges) - before >= local_run["requests"] // 2)
+    model_killer.start()
+    llm_killer.start()
+    try:
+        result = CliRunner().invoke(curate_group, ["run", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "run"), "--quiet",
+                                                   "--engine", "ray"])
+    finally:
+        model_killer.killer.stop.set()
+        llm_killer.killer.stop.set()
+    assert result.exit_code == 0, result.output
+    assert model_killer.killed and llm_killer.killed, "an actor to kill was not seen"
+    assert json.loads(result.stdout)["engine"]["name"] == "ray"
+    assert_same(outputs(tmp_path / "run"), local_run["outputs"])
+    repaid = _requests(judges) - before - local_run["requests"]
+    assert 0 <= repaid <= 2 * CONCURRENCY  # at most the killed actor's calls in flight (its share of each endpoint)
+
+
+def test_the_budget_stops_both_engines_at_the_same_batch(local_run, cluster, judges, tiny_bert_dir, tmp_path):
+    root = local_run["root"]
+    attribute_calls = N_POOL + N_GOLD
+    cap = {"judge": {"max_calls": attribute_calls + 10}}
+    status = {}
+    for name, engine in (("local", None), ("ray", cluster)):
+        summ = run_curation(_config(root, judges, tiny_bert_dir, **cap), tmp_path / name, engine=engine)
+        status[name] = summ["status"]
+        assert summ["llm_cumulative"]["calls"] <= attribute_calls + 10
+    assert status["ray"] == status["local"] and status["ray"].startswith("stopped at the LLM budget: stage2/judge batch")
+    resumed = run_curation(_config(root, judges, tiny_bert_dir), tmp_path / "ray", engine=cluster)  # the cap lifted
+    assert resumed["status"] == "done"
+    assert_same(outputs(tmp_path / "ray"), local_run["outputs"])
+
+
+DRIVER = '''
+"""A curation joining the test's Ray, SIGKILLed once part BATCH of stage2/judgements is written:
+python driver.py CONFIG RUN_DIR BATCH RAY_ADDRESS"""
+import os, signal, sys
+
+from synpref.curate import parts
+from synpref.curate.run import run_curation
+from synpref.engine.ray_cluster import RayCluster
+
+config, run_dir, batch, address = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+real_write = parts.PartDir.write
+
+def write(self, n, rows):
+    out = real_write(self, n, rows)
+    if self.folder.name == "judgements" and n == batch:
+        os.kill(os.getpid(), signal.SIGKILL)  # the part is in place, the batch not marked done
+    return out
+
+parts.PartDir.write = write
+with RayCluster(address=address, actors=2) as cluster:
+    run_curation(config, run_dir, engine=cluster)
+'''
+
+
+def test_a_killed_driver_resumes_like_local(local_run, cluster, judges, tiny_bert_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = local_run["root"]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(root, judges, tiny_bert_dir)))
+    (tmp_path / "driver.py").write_text(DRIVER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), str(Path(__file__).parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    before = _requests(judges)
+    address = ray.get_runtime_context().gcs_address  # the driver joins this test's Ray; its actors die with it
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "run.yaml"), str(tmp_path / "run"), "3",
+                             address], env=env)
+    assert proc.wait(timeout=150) == -signal.SIGKILL
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["batches"]["stage2/judge"]["done"] == 2  # pool batches 1 and 2 done; 3's part written, not marked
+    summ = run_curation(tmp_path / "run.yaml", tmp_path / "run", engine=cluster)
+    assert summ["status"] == "done"
+    assert_same(outputs(tmp_path / "run"), local_run["outputs"])
+    assert _requests(judges) - before == local_run["requests"]  # the killed batch's answers came from the cache
