@@ -42,7 +42,7 @@ class LocalBatchMap:
 class LocalEngine:
     name = "local"
 
-    def batch_map(self, ctx, step: str, spec, payload: Callable[[int], object], order: Sequence[int], *, uses_model: bool = True):
+    def batch_map(self, ctx, step: str, spec, payload: Callable[[int], object], order: Sequence[int]):
         return LocalBatchMap(spec, payload)
 
     def panel(self, ctx, step: str = "judge"):

@@ -1,10 +1,11 @@
 """``synpref curate run --engine ray``: the heavy work of a run's batches on Ray actors; the driver keeps
 the runner (state, ledger, budget checks, per-batch resume) as on the local engine.
 
-* **Model steps** (``stage2/score``, ``embed``): :class:`RayBatchMap` starts a pool of
-  :class:`BatchWorker` actors, each loading the step's work spec once (the step's own function: the
-  current and gold RMs with their token-budget batches, or the embedder), ``num_gpus`` per actor
-  when the cluster has GPUs (:func:`~synpref.engine.ray_cluster.plan_actors`). Batch k goes to actor
+* **Model steps** (``stage2/score``, ``embed``): a pool of :class:`BatchWorker` actors, started at
+  the run's first model step and kept to its end (``num_gpus`` per actor when the cluster has GPUs:
+  :func:`~synpref.engine.ray_cluster.plan_actors`). For each step :class:`RayBatchMap` has every
+  actor load the step's work spec once (the step's own function: the current and gold RMs with
+  their token-budget batches, or the embedder). Batch k goes to actor
   k mod the pool size; while the runner writes batch k the next batches (two per actor) are
   already on their way, so the actors keep busy. Results are taken by batch number, each once.
 * **LLM steps** (``attributes``, Stage 1's ``label``, ``stage2/judge``): :class:`LLMPool` starts
@@ -31,6 +32,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections import defaultdict
 from typing import Callable, Sequence
 
@@ -45,23 +47,39 @@ def _worker_name() -> str:
 
 # -- model steps ---------------------------------------------------------------------------------------
 class BatchWorker:
-    """One Ray actor: the work spec loaded once, applied to one batch's payload per call."""
+    """One Ray actor, kept for the whole run: each model step loads its work spec into it once
+    (:meth:`load`, replacing the previous step's), then applies it to one batch's payload per call.
+    Kept so that the libraries are imported once a run, not once a step; a restarted actor (after
+    a kill) loads the current spec again before its retried call."""
 
-    def __init__(self, spec, threads: int | None):
+    def __init__(self, threads: int | None):
         if threads:
-            try:
-                import torch
+            import torch
 
-                torch.set_num_threads(threads)
-            except ImportError:
-                pass
-        self.fn = spec.load()
+            torch.set_num_threads(threads)
         self.worker = _worker_name()
+        self.spec = self.fn = None
 
-    def run(self, payload):
+    def load(self, spec) -> str:
+        if spec != self.spec:
+            self.fn = None  # the previous step's models go before the next step's load
+            import gc
+
+            gc.collect()
+            self.fn, self.spec = spec.load(), spec
+        return self.worker
+
+    def run(self, spec, payload):
+        self.load(spec)  # a no-op but after a restart
         start = time.perf_counter()
         out = self.fn(payload)
         return out, time.perf_counter() - start, self.worker
+
+    def unload(self) -> None:
+        self.fn = self.spec = None
+        import gc
+
+        gc.collect()
 
 
 class StepTimes:
@@ -91,20 +109,17 @@ def _size(out) -> int:
 class RayBatchMap:
     """A step's work spec on an actor pool (see the module docstring); ``self(n)`` is batch n's result."""
 
-    def __init__(self, cluster: RayCluster, spec, payload: Callable[[int], object], order: Sequence[int], *,
-                 device: str | None, times: StepTimes, uses_model: bool = True):
+    def __init__(self, actors: list, spec, payload: Callable[[int], object], order: Sequence[int], *, times: StepTimes):
         import ray
 
-        plan = cluster.actor_plan(device)
-        count = max(1, min(plan.count, len(order) or 1))
-        actor = ray.remote(BatchWorker).options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus if uses_model else 0,
-                                                max_restarts=-1, max_task_retries=-1)
-        self.actors = [actor.remote(spec, plan.threads if not plan.num_gpus else None) for _ in range(count)]
+        self.actors = actors[: max(1, min(len(actors), len(order) or 1))]
+        self.spec = spec
+        ray.get([a.load.remote(spec) for a in self.actors])  # every actor holds the step's models before the first batch
         self.payload = payload
         self.order = list(order)
         self.position = {n: i for i, n in enumerate(self.order)}
         self.in_flight: dict[int, object] = {}
-        self.window = LOOKAHEAD_PER_ACTOR * count
+        self.window = LOOKAHEAD_PER_ACTOR * len(self.actors)
         self.times = times
 
     def _submit(self, n: int) -> None:
@@ -112,7 +127,7 @@ class RayBatchMap:
         payload = self.payload(n)
         self.times.payload_seconds += time.perf_counter() - start
         actor = self.actors[self.position.get(n, 0) % len(self.actors)]
-        self.in_flight[n] = actor.run.remote(payload)
+        self.in_flight[n] = actor.run.remote(self.spec, payload)
 
     def __call__(self, n: int):
         import ray
@@ -134,15 +149,16 @@ class RayBatchMap:
     def once(self, payload):
         import ray
 
-        out, _seconds, _worker = ray.get(self.actors[0].run.remote(payload))
+        out, _seconds, _worker = ray.get(self.actors[0].run.remote(self.spec, payload))
         return out
 
     def close(self) -> None:
+        """The step is over: the actors drop its models (they stay, for the next model step)."""
         import ray
 
-        for a in self.actors:
-            ray.kill(a, no_restart=True)
-        self.actors, self.in_flight = [], {}
+        self.in_flight = {}
+        ray.get([a.unload.remote() for a in self.actors])
+        self.actors = []
 
 
 # -- the LLM steps -----------------------------------------------------------------------------------------
@@ -177,9 +193,11 @@ class RemoteCache:
 class LLMWorker:
     """An async Ray actor: the run's endpoints (its share of each one's concurrency) on the shared cache."""
 
-    def __init__(self, endpoints: list[dict], cache_actor):
+    def __init__(self, endpoints: list[dict], cache_name: str):
+        import ray
+
         self.endpoints = endpoints
-        self.cache = RemoteCache(cache_actor)
+        self.cache = RemoteCache(ray.get_actor(cache_name))  # by name: a restarted actor finds it again
         self.worker = _worker_name()
 
     def _clients(self, only_first: bool = False):
@@ -237,7 +255,8 @@ class LLMPool:
         clients = ctx.llm.clients()  # the run's endpoints (the embedded judge started here when none is named)
         self.driver_clients = {c.endpoint.label: c for c in clients}
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-        self.cache = ray.remote(CacheActor).options(num_cpus=0, scheduling_strategy=here, max_restarts=-1,
+        cache_name = f"synpref-llm-cache-{uuid.uuid4().hex}"
+        self.cache = ray.remote(CacheActor).options(name=cache_name, num_cpus=0, scheduling_strategy=here, max_restarts=-1,
                                                      max_task_retries=-1).remote(str(ctx.llm.cache_path.resolve()))
         self.count = max(1, count)
         shares = [split_concurrency(c.endpoint.concurrency, self.count) for c in clients]
@@ -245,7 +264,7 @@ class LLMPool:
         self.actors = []
         for i in range(self.count):
             eps = [{**c.endpoint.to_dict(), "concurrency": share[i]} for c, share in zip(clients, shares)]
-            self.actors.append(worker.remote(eps, self.cache))
+            self.actors.append(worker.remote(eps, cache_name))
         self.times = times
 
     def _run(self, step: str, method: str, items: list, *args) -> list:
@@ -307,12 +326,23 @@ class RayCurateEngine:
         self.cluster = cluster
         self._llm: LLMPool | None = None
         self._times: dict[str, StepTimes] = {}
+        self._models: dict[tuple, list] = {}  # the model actors by (cpus, gpus) each: started at the first model step
+
+    def model_actors(self, device: str | None) -> list:
+        import ray
+
+        plan = self.cluster.actor_plan(device)
+        key = (plan.num_cpus, plan.num_gpus)
+        if key not in self._models:
+            actor = ray.remote(BatchWorker).options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=-1, max_task_retries=-1)
+            self._models[key] = [actor.remote(plan.threads if not plan.num_gpus else None) for _ in range(plan.count)]
+        return self._models[key]
 
     def times(self, step: str) -> StepTimes:
         return self._times.setdefault(step, StepTimes())
 
-    def batch_map(self, ctx, step: str, spec, payload, order, *, uses_model: bool = True):
-        return RayBatchMap(self.cluster, spec, payload, order, device=ctx.device, times=self.times(step), uses_model=uses_model)
+    def batch_map(self, ctx, step: str, spec, payload, order):
+        return RayBatchMap(self.model_actors(ctx.device), spec, payload, order, times=self.times(step))
 
     def llm_actors(self) -> int:
         """Async LLM actors: one per 4 of the cluster's cores, at least 2 (a killed one does not stall a batch's
@@ -336,6 +366,12 @@ class RayCurateEngine:
                 "steps": {k: v.to_dict() for k, v in self._times.items()}}
 
     def close(self) -> None:
+        import ray
+
         if self._llm is not None:
             self._llm.close()
             self._llm = None
+        for actors in self._models.values():
+            for a in actors:
+                ray.kill(a, no_restart=True)
+        self._models = {}
