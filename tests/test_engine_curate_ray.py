@@ -135,7 +135,6 @@ def test_killed_actors_lose_nothing_and_repay_only_calls_in_flight(local_run, cl
     assert result.exit_code == 0, result.output
     assert model_killer.killed and llm_killer.killed, "an actor to kill was not seen"
     assert_same(outputs(tmp_path / "run"), local_run["outputs"])
-    print("STDOUT-START", result.stdout[:600])
     summ = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summ["stage2"] == local_run["summary"]["stage2"] and sum(summ["stage2"].values()) == N_POOL
     repaid = _requests(judges) - before - local_run["requests"]
@@ -151,53 +150,36 @@ def test_killed_actors_lose_nothing_and_repay_only_calls_in_flight(local_run, cl
     assert not _our_workers("BatchWorker") and not _our_workers("LLMWorker")  # the run's actors are gone with it
 
 
-DRIVER = '''
-"""A curation joining the test's Ray, SIGKILLed once part BATCH of stage2/judgements is written:
-python driver.py CONFIG RUN_DIR BATCH RAY_ADDRESS"""
-import os, signal, sys
-
-from synpref.curate import parts
-from synpref.curate.run import run_curation
-from synpref.engine.ray_cluster import RayCluster
-
-config, run_dir, batch, address = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-real_write = parts.PartDir.write
-
-def write(self, n, rows):
-    out = real_write(self, n, rows)
-    if self.folder.name == "judgements" and n == batch:
-        os.kill(os.getpid(), signal.SIGKILL)  # the part is in place, the batch not marked done
-    return out
-
-parts.PartDir.write = write
-with RayCluster(address=address, actors=2) as cluster:
-    run_curation(config, run_dir, engine=cluster)
-'''
-
-
 def _judged_per_batch(run: Path) -> list[int]:
     return [pq.read_metadata(p).num_rows for p in sorted((run / "stage2" / "judgements").glob("part-*.parquet"))]
 
 
-def test_a_killed_driver_resumes_like_local_and_the_budget_holds(local_run, cluster, judges, tiny_bert_dir, tmp_path):
-    """kill -9 of the driver once pool batch 3's judgements are written (its batch not marked done); the
+class DriverStopped(BaseException):
+    """Stands for a driver killed right after a part file is in place (what ``kill -9`` there leaves)."""
+
+
+def test_a_stopped_driver_resumes_like_local_and_the_budget_holds(local_run, cluster, judges, tiny_bert_dir, tmp_path, monkeypatch):
+    """The driver stops once pool batch 3's judgements are written (the batch not marked done: the state
+    a ``kill -9`` there leaves; the local engine's kill -9 is tested in test_curate_steps.py); the
     resumed run, capped just above what was paid, stops before the next judge batch saying what
     it has spent, as the local engine would; lifted, it ends with the local engine's outputs,
     having paid each call once."""
-    import os
-    import signal
-    import subprocess
-    import sys
+    from synpref.curate import parts
 
     root = local_run["root"]
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(root, judges, tiny_bert_dir)))
-    (tmp_path / "driver.py").write_text(DRIVER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}
     before = _requests(judges)
-    address = ray.get_runtime_context().gcs_address  # the driver joins this test's Ray; its actors die with it
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "run.yaml"), str(tmp_path / "run"), "3",
-                             address], env=env)
-    assert proc.wait(timeout=150) == -signal.SIGKILL
+    real_write = parts.PartDir.write
+
+    def write(self, n, rows):
+        out = real_write(self, n, rows)
+        if self.folder.name == "judgements" and n == 3:
+            raise DriverStopped()
+        return out
+
+    monkeypatch.setattr(parts.PartDir, "write", write)
+    with pytest.raises(DriverStopped):
+        run_curation(_config(root, judges, tiny_bert_dir), tmp_path / "run", engine=cluster)
+    monkeypatch.setattr(parts.PartDir, "write", real_write)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["batches"]["stage2/judge"]["done"] == 2  # pool batches 1 and 2 done; 3's part written, not marked
     # the resumed run redoes batch 3 (its answers cached: free) and stops before batch 4 at a cap of what is paid + 1
