@@ -102,9 +102,9 @@ def local_run(tmp_path_factory, judges, tiny_bert_dir):
 class KillWhen(threading.Thread):
     """SIGKILL the first worker named ``marker`` once ``ready()`` holds."""
 
-    def __init__(self, marker: str, ready, timeout: float = 120):
+    def __init__(self, marker: str, ready, timeout: float = 600):
         super().__init__(daemon=True)
-        self.killer, self.ready, self.deadline = KillOnce(marker), ready, time.monotonic() + timeout
+        self.killer, self.ready, self.deadline = KillOnce(marker, timeout), ready, time.monotonic() + timeout
         self.killed = None
 
     def run(self):
