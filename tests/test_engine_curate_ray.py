@@ -161,8 +161,8 @@ class DriverStopped(BaseException):
 def test_a_stopped_driver_resumes_like_local_and_the_budget_holds(local_run, cluster, judges, tiny_bert_dir, tmp_path, monkeypatch):
     """The driver stops once pool batch 3's judgements are written (the batch not marked done: the state
     a ``kill -9`` there leaves; the local engine's kill -9 is tested in test_curate_steps.py); the
-    resumed run, capped just above what was paid, stops before the next judge batch saying what
-    it has spent, as the local engine would; lifted, it ends with the local engine's outputs,
+    resumed run, capped just above what was paid, stops before redoing batch 3 saying what it has
+    spent, as the local engine would (the check counts a batch's planned calls, cached or not); lifted, it ends with the local engine's outputs,
     having paid each call once."""
     from synpref.curate import parts
 
@@ -182,13 +182,14 @@ def test_a_stopped_driver_resumes_like_local_and_the_budget_holds(local_run, clu
     monkeypatch.setattr(parts.PartDir, "write", real_write)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["batches"]["stage2/judge"]["done"] == 2  # pool batches 1 and 2 done; 3's part written, not marked
-    # the resumed run redoes batch 3 (its answers cached: free) and stops before batch 4 at a cap of what is paid + 1
+    # resumed at a cap of what is paid + 1
     judged = _judged_per_batch(root / "local")  # pool batches 1..4 of the local run
     paid = (N_POOL + N_GOLD) + 2 * sum(judged[:3])  # attributes: 1 call a pair; the judge: 2 endpoints x 1 sample
     assert judged[3] > 0
     capped = _config(root, judges, tiny_bert_dir, judge={"max_calls": paid + 1})
     summ = run_curation(capped, tmp_path / "run", engine=cluster)
-    assert summ["status"].startswith(f"stopped at the LLM budget: stage2/judge batch 4 of 4 would pass judge.max_calls={paid + 1}: "
+    # batch 3's answers are cached, but the check counts its planned calls before it, as locally: it stops there
+    assert summ["status"].startswith(f"stopped at the LLM budget: stage2/judge batch 3 of 4 would pass judge.max_calls={paid + 1}: "
                                      f"the run has spent {paid:,} calls"), summ["status"]
     summ = run_curation(_config(root, judges, tiny_bert_dir), tmp_path / "run", engine=cluster)
     assert summ["status"] == "done"
