@@ -48,7 +48,10 @@ class EmbedStep(BatchStep):
     def begin(self, ctx, fresh: bool) -> None:
         path = ctx.dir / "embed" / "vectors.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
-        ctx.log(f"embedding {ctx.pairs.rows} pairs with {ctx.cfg.embedder} ({ctx.engine.name} engine)")
+        from ...model import resolve_device
+
+        device = resolve_device(ctx.device)  # the device each engine's embedder is put on (the driver's default on Ray)
+        ctx.log(f"embedding {ctx.pairs.rows} pairs with {ctx.cfg.embedder} on {device} ({ctx.engine.name} engine)")
         self.work = ctx.engine.batch_map(ctx, self.name, EmbedWork(ctx.cfg.embedder, ctx.device), lambda n: self._texts(ctx, n),
                                          self.unfinished(ctx))
         if fresh:
