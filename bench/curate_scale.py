@@ -11,9 +11,15 @@ the pipeline, not the models. Prep, attributes and embeddings are off by default
 ``--attributes``, ``--examples N`` turn them on).
 
     python bench/curate_scale.py --sizes 100000,300000,1000000 --out /tmp/curate_scale
+    python bench/curate_scale.py --sizes 100000 --engine local,ray --out /tmp/curate_scale
 
-Prints one table row per (size, step) and writes OUT/report.json. Numbers are on the shared
-sample and this machine, not a claim about any other.
+``--engine local,ray`` runs each size on both engines (``synpref curate run --engine``; Ray: a
+local instance with this machine's cores, ``--ray-actors`` model actors) and prints, per step, the
+pairs/s of each and their ratio; for the Ray engine also the per-worker throughput (pairs per second
+inside one actor's function) and the driver's overhead per batch (the step's seconds not spent
+waiting for the actors, per batch: reading, writing, the ledger, the state), which decide how the
+engine scales on a cluster. Prints one table row per (size, engine, step) and writes OUT/report.json.
+Numbers are on the shared sample and this machine, not a claim about any other.
 """
 
 from __future__ import annotations
@@ -129,7 +135,7 @@ def rss_mb() -> float:
     return 0.0
 
 
-def child(config: str, run_dir: str, report: str, threads: int) -> None:
+def child(config: str, run_dir: str, report: str, threads: int, engine: str = "local", ray_actors: int = 0) -> None:
     import torch
 
     from synpref.curate import runner
@@ -161,7 +167,15 @@ def child(config: str, run_dir: str, report: str, threads: int) -> None:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     started = time.time()
-    summ = run_curation(config, run_dir)
+    if engine == "ray":
+        from synpref.engine.ray_cluster import RayCluster
+
+        with RayCluster(actors=ray_actors) as cluster:
+            ray_started = time.time() - started
+            summ = run_curation(config, run_dir, engine=cluster)
+            summ["ray_start_seconds"] = round(ray_started, 2)
+    else:
+        summ = run_curation(config, run_dir)
     stop.set()
     thread.join()
     Path(report).write_text(json.dumps({"summary": summ, "peak_rss_mb": peaks, "seconds": time.time() - started,
@@ -169,7 +183,7 @@ def child(config: str, run_dir: str, report: str, threads: int) -> None:
 
 
 # -- the parent -----------------------------------------------------------------------------------------
-def run_size(n: int, args, srv) -> dict:
+def run_size(n: int, args, srv, engine: str = "local") -> dict:
     import yaml
 
     out = Path(args.out) / f"n{n}"
@@ -177,17 +191,18 @@ def run_size(n: int, args, srv) -> dict:
     built = build_pools(out, n, args.gold, args.flip)
     cfg_path = out / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(curation_config(out, srv.base_url, args)))
-    run_dir = out / "run"
+    run_dir = out / ("run" if engine == "local" else f"run-{engine}")
     if run_dir.exists() and not args.resume:
         import shutil
 
         shutil.rmtree(run_dir)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, __file__, "--child", str(cfg_path), str(run_dir), str(out / "child.json"), "--threads",
-                          str(args.threads)], env=env)
+    report = out / f"child-{engine}.json"
+    res = subprocess.run([sys.executable, __file__, "--child", str(cfg_path), str(run_dir), str(report), "--threads",
+                          str(args.threads), "--engine", engine, "--ray-actors", str(args.ray_actors)], env=env)
     if res.returncode:
         sys.exit(f"the curation of {n} pairs failed (exit {res.returncode}); see {run_dir / 'run.log'}")
-    rep = json.loads((out / "child.json").read_text())
+    rep = json.loads(report.read_text())
     rep["built"] = built
     return rep
 
@@ -207,17 +222,21 @@ def main(argv=None):
     ap.add_argument("--attributes", action="store_true", help="also ask the stub for every pair's attributes")
     ap.add_argument("--examples", type=int, default=0, help="judge.max_examples (> 0 also embeds every pair with MiniLM)")
     ap.add_argument("--resume", action="store_true", help="keep an existing run directory (resume it) instead of starting over")
+    ap.add_argument("--engine", default="local", help="local, ray, or both (local,ray): the engines to run each size on")
+    ap.add_argument("--ray-actors", type=int, default=0, help="model actors of the Ray engine (0: one per 4 cores, at least 1)")
     ap.add_argument("--child", nargs=3, metavar=("CONFIG", "RUN_DIR", "REPORT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        return child(*args.child, args.threads)
+        return child(*args.child, args.threads, args.engine, args.ray_actors)
     if not DATA.is_dir():
         sys.exit(f"{DATA} is absent: this benchmark needs the shared data folder")
     from synpref.llm.testing import FakeOpenAIServer, scripted_judge
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     reports = {}
-    print(f"{'pairs':>9} {'step':<16} {'seconds':>9} {'pairs/s':>9} {'peak RSS MB':>12}", flush=True)
+    print(f"{'pairs':>9} {'engine':<6} {'step':<16} {'seconds':>9} {'pairs/s':>9} {'peak RSS MB':>12} {'vs local':>9} "
+          f"{'per worker':>11} {'driver ms/batch':>16}", flush=True)
     with FakeOpenAIServer(scripted_judge, delay=args.judge_latency) as srv:
         def forget():  # the stub keeps every request it served: drop them, or the parent grows with the pool
             while True:
@@ -228,17 +247,40 @@ def main(argv=None):
 
         threading.Thread(target=forget, daemon=True).start()
         for n in sizes:
-            rep = run_size(n, args, srv)
-            reports[n] = rep
-            seconds = rep["summary"]["seconds_per_step"]
-            for step, peak in rep["peak_rss_mb"].items():
-                if step in seconds:
-                    s = seconds[step]
-                    print(f"{n:>9} {step:<16} {s:>9.1f} {n / s if s else float('inf'):>9.0f} {peak:>12.0f}", flush=True)
-            print(f"{n:>9} {'(whole run)':<16} {rep['seconds']:>9.1f} {n / rep['seconds']:>9.0f} {rep['max_rss_mb']:>12.0f}"
-                  f"   stage2 {rep['summary']['stage2']}, {rep['summary']['llm_this_invocation']['total']['calls']} judge calls",
-                  flush=True)
-            (Path(args.out) / "report.json").write_text(json.dumps(reports, indent=2, default=str))
+            for engine in engines:
+                rep = run_size(n, args, srv, engine)
+                reports[f"{n}/{engine}"] = rep
+                print_rows(n, engine, rep, reports.get(f"{n}/local"))
+                (Path(args.out) / "report.json").write_text(json.dumps(reports, indent=2, default=str))
+
+
+def engine_figures(rep: dict, step: str, n: int) -> tuple[str, str]:
+    """Per-worker pairs/s inside the actors' function and the driver's ms per batch outside waiting for them."""
+    times = (rep["summary"].get("engine") or {}).get("steps", {}).get(step)
+    if not times or not times["batches"]:
+        return "", ""
+    seconds = rep["summary"]["seconds_per_step"][step]
+    per_worker = times["items"] / times["worker_seconds"] if times["worker_seconds"] else float("inf")
+    driver = (seconds - times["wait_seconds"]) / times["batches"] * 1000
+    rep.setdefault("figures", {})[step] = {"pairs_per_worker_second": round(per_worker, 1), "driver_ms_per_batch": round(driver, 1),
+                                           "batches": times["batches"], "workers": times["workers"]}
+    return f"{per_worker:>11.0f}", f"{driver:>16.1f}"
+
+
+def print_rows(n: int, engine: str, rep: dict, local: dict | None) -> None:
+    seconds = rep["summary"]["seconds_per_step"]
+    for step, peak in rep["peak_rss_mb"].items():
+        if step in seconds:
+            s = seconds[step]
+            ratio = ""
+            if local is not None and engine != "local" and local["summary"]["seconds_per_step"].get(step):
+                ratio = f"{local['summary']['seconds_per_step'][step] / s:>8.2f}x" if s else ""
+            per_worker, driver = engine_figures(rep, step, n)
+            print(f"{n:>9} {engine:<6} {step:<16} {s:>9.1f} {n / s if s else float('inf'):>9.0f} {peak:>12.0f} {ratio:>9} "
+                  f"{per_worker:>11} {driver:>16}", flush=True)
+    print(f"{n:>9} {engine:<6} {'(whole run)':<16} {rep['seconds']:>9.1f} {n / rep['seconds']:>9.0f} {rep['max_rss_mb']:>12.0f}"
+          f"   stage2 {rep['summary']['stage2']}, {rep['summary']['llm_this_invocation']['total']['calls']} judge calls",
+          flush=True)
 
 
 if __name__ == "__main__":

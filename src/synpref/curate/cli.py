@@ -62,7 +62,8 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
 @click.option("--quiet", is_flag=True)
 @click.option("--dry-run", is_flag=True, help="Print the LLM calls and tokens each unfinished step plans (and its pairs), "
               "from what RUN_DIR holds; call no LLM, train no model, write nothing.")
-def run_cmd(config, run_dir, device, quiet, dry_run):
+@engine_options
+def run_cmd(config, run_dir, device, quiet, dry_run, engine):
     from .budget import BudgetExhausted
     from .config import ConfigError
     from .run import dry_run as plan_spend
@@ -73,7 +74,8 @@ def run_cmd(config, run_dir, device, quiet, dry_run):
         if dry_run:
             _print_planned_spend(plan_spend(config, run_dir))
             return
-        summ = run_curation(config, run_dir, progress=not quiet, device=device)
+        cluster = click.get_current_context().with_resource(engine_session(engine))  # None: the batches run in this process
+        summ = run_curation(config, run_dir, progress=not quiet, device=device, engine=cluster)
     except ConfigError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)

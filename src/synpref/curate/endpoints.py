@@ -36,12 +36,16 @@ class RunLLM:
             self._clients = [LLMClient(e, self._cache) for e in eps]
         return self._clients
 
+    def panel_settings(self) -> dict:
+        """The judge panel's settings from the config's ``judge`` section (the keyword arguments of :class:`JudgePanel`)."""
+        j = self.cfg.judge
+        return {"n_samples": j.n_samples, "seed": j.seed, "max_examples": j.max_examples, "max_chars": j.max_chars,
+                "example_chars": j.example_chars, "params": j.params, "max_repairs": j.max_repairs}
+
     def panel(self):
         from .judges import JudgePanel
 
-        j = self.cfg.judge
-        return JudgePanel(self.clients(), n_samples=j.n_samples, seed=j.seed, max_examples=j.max_examples,
-                          max_chars=j.max_chars, example_chars=j.example_chars, params=j.params, max_repairs=j.max_repairs)
+        return JudgePanel(self.clients(), **self.panel_settings())
 
     def usage(self) -> dict:
         """Calls, cache hits and tokens of this invocation, in all and per endpoint."""

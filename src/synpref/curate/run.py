@@ -24,22 +24,27 @@ RESUMABLE_KEYS = ("judge.max_calls", "judge.max_tokens")
 _SAVED_HEADER = "# The complete config of this run (every key; `synpref curate config` explains each).\n"
 
 
-def run_curation(config, run_dir, *, progress: bool = False, device: str | None = None) -> dict:
+def run_curation(config, run_dir, *, progress: bool = False, device: str | None = None, engine=None) -> dict:
     """Run (or resume) a curation; return the summary (also ``RUN_DIR/summary.json``).
 
     ``config``: a YAML path, a dict or a :class:`CurateConfig` (:class:`ConfigError` when it is not
     valid). ``device``: where the run's models train, score and embed (``cuda``, ``cuda:1``, ``cpu``);
     None: :func:`synpref.model.default_device`. The device is not part of the config, so
-    a run can resume on another machine.
+    a run can resume on another machine. ``engine``: None (this process) or a started
+    :class:`~synpref.engine.ray_cluster.RayCluster`: the heavy batch work then runs on its actors
+    (:mod:`synpref.engine.ray_curate`); the outputs are the same, and a run may resume on either.
     """
     run_dir = Path(run_dir)
     cfg = load_config(config)
     open_run(cfg, run_dir)
-    ctx = RunContext(cfg, run_dir, device=device, progress=progress)
+    from .engine import curate_engine
+
+    ctx = RunContext(cfg, run_dir, device=device, progress=progress, engine=curate_engine(engine))
     runner = Runner(ctx, pipeline(cfg))
     try:
         return runner.summary(runner.run())
     finally:
+        ctx.engine.close()
         ctx.llm.close()
 
 

@@ -9,7 +9,8 @@ redoes from its inputs; LLM answers already paid for come from the cache, and st
 deterministic, so the redone batch decides exactly what it would have.
 
 :class:`RunContext` is what the steps share: the config, the run directory, the device, the log,
-LLM access, the pairs in batches and what is aligned with them, the labels.
+LLM access, the engine (where a batch's heavy work runs: :mod:`synpref.curate.engine`), the pairs in
+batches and what is aligned with them, the labels.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ PLAN_FILE = Path("plan") / "plan.json"
 
 
 class RunContext:
-    def __init__(self, cfg, run_dir: Path, *, device: str | None = None, progress: bool = False):
+    def __init__(self, cfg, run_dir: Path, *, device: str | None = None, progress: bool = False, engine=None):
         from .endpoints import RunLLM
+        from .engine import LocalEngine
 
         self.cfg = cfg
         self.dir = Path(run_dir)
@@ -39,6 +41,7 @@ class RunContext:
         self.progress = progress
         self.state = RunState(run_dir)
         self.llm = RunLLM(cfg, self.dir, self.log)
+        self.engine = engine if engine is not None else LocalEngine()  # where the batches' heavy work runs (curate/engine.py)
         self._pairs: Pairs | None = None
 
     def log(self, msg: str) -> None:
@@ -184,6 +187,9 @@ class Runner:
             "pairs": steps.get("pairs"),
             "seconds_per_step": ctx.state.data.get("seconds", {}),
         }
+        engine = ctx.engine.report()
+        if engine is not None:  # the Ray engine: per step, its batches' seconds in the actors and waited for on the driver
+            summ["engine"] = engine
         plan = plan_beside_actual(ctx.dir, summ["stage2"])
         if plan is not None:
             summ["plan"] = plan

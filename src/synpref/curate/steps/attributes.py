@@ -43,11 +43,9 @@ class AttributesStep(BatchStep):
         return sum(count_pool(p) for p in pools), False
 
     def run_batch(self, ctx, n: int) -> Done:
-        from ..attributes import annotate_attributes
-
         records = ctx.pairs.records(n)
         ids = [r.id for r in records]
-        out = annotate_attributes(ctx.llm.clients()[0], records, max_chars=ctx.cfg.attributes.max_chars) if records else []
+        out = ctx.engine.annotate(ctx, records, max_chars=ctx.cfg.attributes.max_chars) if records else []
         self.parts.write(n, [{"pair_id": pid, "attributes": json.dumps(o["attributes"], ensure_ascii=False) if o.get("attributes") else None,
                               "error": o.get("error")} for pid, o in zip(ids, out)])
         ok = sum(1 for o in out if o.get("attributes"))

@@ -8,9 +8,30 @@ flushed to the file and the runner recorded it; a resumed run rewrites the unfin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .base import BatchStep, Done
+
+
+@dataclass(frozen=True)
+class EmbedWork:
+    """The embedding of one batch, as the engine runs it (here, or once per Ray actor): the embedder
+    loaded once; texts -> float32 vectors (None -> the vectors' length)."""
+
+    model: str
+    device: str | None
+
+    def load(self):
+        from ..retrieval import Embedder
+
+        embedder = Embedder(self.model, device=self.device)
+
+        def embed(texts):
+            return embedder.dim if texts is None else embedder.encode(texts)
+
+        return embed
 
 
 class EmbedStep(BatchStep):
@@ -25,28 +46,37 @@ class EmbedStep(BatchStep):
         return range(ctx.pairs.n_batches)
 
     def begin(self, ctx, fresh: bool) -> None:
-        from ..retrieval import Embedder
-
-        self.embedder = Embedder(ctx.cfg.embedder, device=ctx.device)
         path = ctx.dir / "embed" / "vectors.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
-        ctx.log(f"embedding {ctx.pairs.rows} pairs with {ctx.cfg.embedder} on {self.embedder.model.device}")
+        from ...model import resolve_device
+
+        device = resolve_device(ctx.device)  # the device each engine's embedder is put on (the driver's default on Ray)
+        ctx.log(f"embedding {ctx.pairs.rows} pairs with {ctx.cfg.embedder} on {device} ({ctx.engine.name} engine)")
+        self.work = ctx.engine.batch_map(ctx, self.name, EmbedWork(ctx.cfg.embedder, ctx.device), lambda n: self._texts(ctx, n),
+                                         self.unfinished(ctx))
         if fresh:
-            dim = self.embedder.dim
+            dim = self.work.once(None)
             self.vectors = np.lib.format.open_memmap(path, mode="w+", dtype="float32", shape=(ctx.pairs.rows, dim))
         else:
             self.vectors = np.load(path, mmap_mode="r+")
 
-    def run_batch(self, ctx, n: int) -> Done:
+    @staticmethod
+    def _texts(ctx, n: int) -> list[str]:
         from ..retrieval import pair_text
 
-        records, attrs = ctx.pairs.records(n), ctx.attributes.batch(n)
-        if records:
+        return [pair_text(r, a) for r, a in zip(ctx.pairs.records(n), ctx.attributes.batch(n))]
+
+    def run_batch(self, ctx, n: int) -> Done:
+        size = ctx.pairs.sizes[n]
+        if size:
             start = ctx.pairs.offset(n)
-            self.vectors[start : start + len(records)] = self.embedder.encode([pair_text(r, a) for r, a in zip(records, attrs)])
+            vectors = self.work(n)
+            self.vectors[start : start + size] = vectors
             self.vectors.flush()
-        return Done({"n": len(records)})
+        return Done({"n": size})
 
     def end(self, ctx) -> None:
+        if getattr(self, "work", None) is not None:
+            self.work.close()
         self.vectors = None
-        self.embedder = None
+        self.work = None

@@ -29,7 +29,7 @@ class Stage1Label(IterationStep, BatchStep):
         if fresh:
             self.parts.clear()
         self.finder = ExampleFinder(ctx, ctx.labels("gold"))
-        self.panel = ctx.llm.panel() if self.ids else None  # no pair to judge: no endpoint opened, no server started
+        self.panel = ctx.engine.panel(ctx, self.name) if self.ids else None  # no pair to judge: no endpoint opened, no server started
         if self.ids:
             ctx.log(f"judging {len(self.ids)} retrieved pairs")
 

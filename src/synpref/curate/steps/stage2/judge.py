@@ -54,7 +54,7 @@ class Stage2Judge(PoolBatchStep):
         rows = []
         if ask:
             if self.panel is None:
-                self.panel = ctx.llm.panel()
+                self.panel = ctx.engine.panel(ctx, self.name)
             ids, records, attrs, start = ctx.pairs.ids(n), ctx.pairs.records(n), ctx.attributes.batch(n), ctx.pairs.offset(n)
             mine = [i for i, p in enumerate(ids) if p in ask]
             js = judge_pairs(self.panel, self.finder, [ids[i] for i in mine], [records[i] for i in mine], [attrs[i] for i in mine],

@@ -4,10 +4,34 @@ A pair's label is its silver label (Stage 1's LLM judges), else the pool's ("A")
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ...parts import SCORES, PartDir
 from ...rm import CrossFitScorer, CurrentRMs, RMScorer
 from ..base import Done
 from .common import PoolBatchStep
+
+
+@dataclass(frozen=True)
+class ScoreWork:
+    """The scoring of one batch, as the engine runs it (here, or once per Ray actor): the current RM(s)
+    and the gold RM loaded once; ``(ids, records, labels)`` -> the batch's score rows."""
+
+    current: dict  # CurrentRMs.to_dict()
+    gold_rm: str
+    device: str | None
+
+    def load(self):
+        current = CrossFitScorer(CurrentRMs.from_dict(self.current), self.device)
+        gold_rm = RMScorer(self.gold_rm, self.device)
+
+        def score(payload):
+            ids, records, labels = payload
+            pc = current.probs(ids, records, labels)
+            pg = gold_rm.probs(records, labels)
+            return [{"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for p, lab, a, b in zip(ids, labels, pc, pg)]
+
+        return score
 
 
 class Stage2Score(PoolBatchStep):
@@ -22,19 +46,22 @@ class Stage2Score(PoolBatchStep):
             self.parts.clear()
         self.skip = set(ctx.gold()) | ctx.rejected()  # gold pairs are decided; rejected ones are out for good
         self.silver = ctx.labels("silver")
-        self.current = CrossFitScorer(CurrentRMs.from_dict(trained["current"]), ctx.device)
-        self.gold_rm = RMScorer(trained["gold_rm"], ctx.device)
         ctx.log(f"stage2: scoring {ctx.pairs.pool_rows} pool pairs with the current and gold RMs")
+        work = ScoreWork(trained["current"], str(trained["gold_rm"]), ctx.device)
+        self.work = ctx.engine.batch_map(ctx, self.name, work, lambda n: self._inputs(ctx, n), self.unfinished(ctx))
 
-    def run_batch(self, ctx, n: int) -> Done:
+    def _inputs(self, ctx, n: int):
         ids, records = ctx.pairs.ids(n), ctx.pairs.records(n)
         mine = [i for i, p in enumerate(ids) if p not in self.skip]
         ids, records = [ids[i] for i in mine], [records[i] for i in mine]
-        labels = [self.silver.get(p, {}).get("label", "A") for p in ids]
-        pc = self.current.probs(ids, records, labels)
-        pg = self.gold_rm.probs(records, labels)
-        self.parts.write(n, [{"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for p, lab, a, b in zip(ids, labels, pc, pg)])
-        return Done({"scored": len(ids)})
+        return ids, records, [self.silver.get(p, {}).get("label", "A") for p in ids]
+
+    def run_batch(self, ctx, n: int) -> Done:
+        rows = self.work(n)
+        self.parts.write(n, rows)
+        return Done({"scored": len(rows)})
 
     def end(self, ctx) -> None:
-        self.current = self.gold_rm = None
+        if getattr(self, "work", None) is not None:
+            self.work.close()
+        self.work = None
