@@ -1,10 +1,15 @@
 """``synpref curate run --engine ray`` against the local engine on the same input: the same kept ids,
 removed ids with reasons, Stage 2 decisions, judgements, attributes, embeddings and scores (to 1e-6),
 and the same LLM calls; a killed model actor and a killed LLM actor change nothing and repay at most
-the calls in flight; the LLM budget stops both engines at the same batch. Tiny random BERT RMs,
+the calls in flight; the LLM budget stops both engines at the same batch; a driver killed with SIGKILL
+(its own local Ray instance with it) resumes like the local engine. Tiny random BERT RMs,
 two OpenAI-compatible stub judges on 127.0.0.1, one local Ray instance (2 CPUs, node on 127.0.0.1)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -196,3 +201,53 @@ def test_a_stopped_driver_resumes_like_local_and_the_budget_holds(local_run, clu
     assert_same(outputs(tmp_path / "run"), local_run["outputs"])
     assert _requests(judges) - before == local_run["requests"]  # nothing paid twice: no call was in flight at the kill
     assert summ["llm_cumulative"]["calls"] == local_run["summary"]["llm_cumulative"]["calls"]
+
+
+def _session_processes(sid: int) -> list[int]:
+    """PIDs of the processes in session ``sid`` (a killed driver's own Ray instance, if any survived it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_driver_killed_with_sigkill_resumes_like_local(local_run, judges, tiny_bert_dir, tmp_path):
+    """A real ``kill -9`` of the whole driver (``synpref curate run --engine ray`` in its own session, with
+    the local Ray instance it started) half-way through its LLM calls; the rerun starts a fresh Ray
+    instance, resumes, ends with the local engine's outputs and repays at most the calls in flight."""
+    root = local_run["root"]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(root, judges, tiny_bert_dir)))
+    cmd = [sys.executable, "-m", "synpref", "curate", "run", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "run"), "--quiet",
+           "--engine", "ray"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"HF_HUB_OFFLINE": "1"}  # its own local Ray
+    before = _requests(judges)
+    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while _requests(judges) - before < local_run["requests"] // 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert driver.poll() is None, f"the run ended before it could be killed: {driver.stdout.read().decode()[-2000:]}"
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=60)
+    finally:
+        for pid in _session_processes(driver.pid):  # what of its Ray instance outlived the driver
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    assert driver.returncode == -signal.SIGKILL
+    paid_before_kill = _requests(judges) - before
+    assert 0 < paid_before_kill < local_run["requests"]
+    assert not (tmp_path / "run" / "summary.json").exists() or json.loads((tmp_path / "run" / "summary.json").read_text())["status"] != "done"
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    assert_same(outputs(tmp_path / "run"), local_run["outputs"])
+    summ = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summ["status"] == "done" and summ["stage2"] == local_run["summary"]["stage2"]
+    repaid = _requests(judges) - before - local_run["requests"]
+    assert 0 <= repaid <= 2 * CONCURRENCY  # at most the calls in flight at the kill (each endpoint's concurrency)
