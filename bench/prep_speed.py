@@ -1,5 +1,5 @@
 """How fast is ``synpref curate prep``? Pairs/s and peak RSS of the vectorised prep against the
-first implementation (:mod:`synpref.curate.prep_reference`: a string per n-gram, datasketch's
+first implementation (`tests/prep_reference.py`: a string per n-gram, datasketch's
 MinHash fed one shingle at a time, datasketch's MinHashLSH), measured in the same run.
 
 The pool: real pairs from the shared data, each copy's last user turn suffixed with a counter (as
@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))  # the first implementation, kept beside the golden test
 
 
 def build_pool(path: Path, n: int) -> None:
@@ -58,7 +59,7 @@ def build_pool(path: Path, n: int) -> None:
 
 def child(mode: str, impl: str, pool: str, out: str, workers: int) -> None:
     from synpref.curate.prep import gather_benchmark_prompts, prep
-    from synpref.curate.prep_reference import clean_reference
+    from prep_reference import clean_reference
 
     started = time.perf_counter()
     prompts = gather_benchmark_prompts(DATA)[0]

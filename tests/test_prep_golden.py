@@ -1,5 +1,5 @@
 """Prep's fast matching gives exactly the outputs of the first, plain implementation
-(:mod:`synpref.curate.prep_reference`: a string per n-gram, datasketch's MinHash fed one shingle
+(`tests/prep_reference.py`: a string per n-gram, datasketch's MinHash fed one shingle
 at a time, datasketch's MinHashLSH): the same kept pairs in the same order, the same removed
 pairs with the same reasons and details, the same counts, on a synthetic pool with planted
 benchmark n-grams and near duplicates, and on real pairs from the shared data."""
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from synpref.curate.prep import prep, read_prompt_file
-from synpref.curate.prep_reference import clean_reference
+from prep_reference import clean_reference
 from synpref.schema import Message, Record, make_pair
 from synpref.store.pool import PoolWriter, pool_files
 

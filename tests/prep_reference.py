@@ -15,9 +15,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ..schema import Record, expand_to_pairs
-from ..store.pool import PoolWriter, read_pool
-from .prep import REMOVED, has_empty_response, pair_full_text, removed_line
+from synpref.schema import Record, expand_to_pairs
+from synpref.store.pool import PoolWriter, read_pool
+from synpref.curate.prep import REMOVED, has_empty_response, pair_full_text, removed_line
 
 _WORD = re.compile(r"\w+")
 
