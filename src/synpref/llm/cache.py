@@ -54,6 +54,13 @@ class LLMCache:
                             (key, model, text, prompt_tokens, completion_tokens, time.time()))
             self.db.commit()
 
+    # The client's interface (awaited, so a remote cache such as the Ray engine's answers the same calls).
+    async def aget(self, key: str) -> dict | None:
+        return self.get(key)
+
+    async def aput(self, key: str, model: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+        self.put(key, model, text, prompt_tokens, completion_tokens)
+
     def __len__(self) -> int:
         with self._lock:
             return self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]

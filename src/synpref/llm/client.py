@@ -174,7 +174,7 @@ class LLMClient:
         p = self._request_params(params, sample)
         key = cache_key(self.endpoint.model, messages, p, sample)
         if self.cache is not None:
-            hit = await self.cache.aget(key) if hasattr(self.cache, "aget") else self.cache.get(key)
+            hit = await self.cache.aget(key)
             if hit is not None:
                 self.usage.cache_hits += 1
                 self.usage.cached_prompt_tokens += int(hit["prompt_tokens"] or 0)
@@ -210,11 +210,8 @@ class LLMClient:
                 self.usage.calls += 1
                 self.usage.prompt_tokens += comp.prompt_tokens
                 self.usage.completion_tokens += comp.completion_tokens
-                if self.cache is not None:  # a cache with aget/aput (the Ray engine's RemoteCache) is awaited
-                    if hasattr(self.cache, "aput"):
-                        await self.cache.aput(key, self.endpoint.model, comp.text, comp.prompt_tokens, comp.completion_tokens)
-                    else:
-                        self.cache.put(key, self.endpoint.model, comp.text, comp.prompt_tokens, comp.completion_tokens)
+                if self.cache is not None:  # LLMCache, or the Ray engine's RemoteCache: the same awaited pair
+                    await self.cache.aput(key, self.endpoint.model, comp.text, comp.prompt_tokens, comp.completion_tokens)
                 return comp
         self.usage.failures += 1
         raise LLMError(f"{self.endpoint.label}: failed after {self.endpoint.max_retries + 1} attempts: {last_error}")
