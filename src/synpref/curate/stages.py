@@ -24,6 +24,8 @@ a rule says which pairs the judges see (:meth:`Stage2Rule.needs_judge`) and deci
 
 from __future__ import annotations
 
+import abc
+
 from ..registry import Registry
 
 
@@ -58,7 +60,7 @@ def stage2_decide(label: str, p_cur: float, p_gold: float, judge: str | None, *,
 STAGE2_RULES: Registry = Registry("Stage 2 rule")
 
 
-class Stage2Rule:
+class Stage2Rule(abc.ABC):
     """A Stage 2 rule: which pairs the judges see and the decision for each pair (``(decision, reason, final_label)``).
 
     ``objectivity`` is the pair's preference attribute (``"objective"``, ``"subjective"``, None when
@@ -75,11 +77,13 @@ class Stage2Rule:
     def thresholds(self) -> dict:
         return {"band": self.band, "p_current_confident_above": 0.5 + self.band, "p_gold_agrees_above": 0.5}
 
+    @abc.abstractmethod
     def needs_judge(self, p_cur: float, objectivity: str | None = None) -> bool:
-        raise NotImplementedError
+        """Whether the judges are asked about a pair the current RM gives ``p_cur`` for its label."""
 
+    @abc.abstractmethod
     def decide(self, label: str, p_cur: float, p_gold: float, judge: str | None, objectivity: str | None = None) -> tuple[str, str, str]:
-        raise NotImplementedError
+        """``(decision, reason, final_label)`` of one pair."""
 
     def explain(self) -> dict:
         """The rule's name, what it does, the signals and the thresholds it decides with."""

@@ -11,6 +11,7 @@ aggregates them (vectorised) into named scores, ``score`` being the headline;
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +24,7 @@ from ..schema import Record, RecordError
 from .items import EvalItem, ScoredItem
 
 
-class Benchmark:
+class Benchmark(abc.ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     hub: ClassVar[tuple | None] = None  # (dataset id, split or tuple of splits)
@@ -83,9 +84,11 @@ class Benchmark:
     def item(self, rec: Record, **context) -> EvalItem | None:
         """The item of one record, None when the benchmark's protocol excludes it (PPE tie votes).
 
-        Raise ``FormatError`` naming the field for a record the benchmark cannot score.
+        Raise ``FormatError`` naming the field for a record the benchmark cannot score. The default
+        :meth:`load_local` and :meth:`items_from_rows` need it; a benchmark that loads its own way
+        (overriding both) need not define it.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"benchmark {self.name!r} defines no item(): it must override load_local and items_from_rows")
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         """Subsets/domains of the published benchmark that ``items`` lack (names, with counts)."""
@@ -95,12 +98,13 @@ class Benchmark:
     def strata(self, items: list[ScoredItem]) -> list[str]:
         return [it.subset for it in items]
 
+    @abc.abstractmethod
     def outcomes(self, items: list[ScoredItem]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """Per-item outcome arrays (correct, ties, ...) that :meth:`statistics` turns into scores."""
 
+    @abc.abstractmethod
     def statistics(self, out: dict[str, np.ndarray], strata: np.ndarray, names: list[str]) -> dict[str, float]:
         """Named scores from outcomes; ``strata[i]`` indexes ``names``. Must contain ``score``."""
-        raise NotImplementedError
 
     def subset_keys(self, stats: dict[str, float]) -> list[str]:
         """Which statistics are the per-subset scores shown in bar charts and tables."""

@@ -13,6 +13,7 @@ bugs, schema validation).
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, Sequence
 
 from ..registry import Registry, UnknownNameError
@@ -24,7 +25,7 @@ class UnknownFormatError(UnknownNameError):
     """No registered format matches a row (or an unknown format name was asked for)."""
 
 
-class Reader:
+class Reader(abc.ABC):
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0  # detection order: higher is tried first
 
@@ -38,9 +39,9 @@ class Reader:
     def matches(obj: dict) -> bool:
         return False
 
+    @abc.abstractmethod
     def read(self, obj: dict, row: int) -> list[Record | RecordError]:
         """Records from one object. A returned RecordError rejects one record, a raised one the row."""
-        raise NotImplementedError
 
     def finish(self) -> list[Record | RecordError]:
         return []
