@@ -10,6 +10,12 @@ on 127.0.0.1 answering at ``--judge-latency`` s, in this (parent) process, so th
 the pipeline, not the models. Prep, attributes and embeddings are off by default (``--prep``,
 ``--attributes``, ``--examples N`` turn them on).
 
+``--ingest`` also measures ``synpref ingest`` at each size, in a child process: N UltraFeedback rows
+(the shared sample's, each copy's prompt suffixed with its number) written as one JSONL file, read
+into a pool; its pairs/s and peak RSS beside those of the named peer, pyarrow's JSON reader
+(``pyarrow.json.read_json``, what Hugging Face ``datasets`` loads JSONL with) reading the same file
+into a table, with no validation, ids, dedup or quarantine.
+
     python bench/curate_scale.py --sizes 100000,300000,1000000 --out /tmp/curate_scale
     python bench/curate_scale.py --sizes 100000 --engine local,ray --out /tmp/curate_scale
 
@@ -126,6 +132,64 @@ def curation_config(out: Path, url: str, args) -> dict:
     }
 
 
+# -- ingest: synpref ingest beside pyarrow's JSON reader on the same file ------------------------------
+UF_SAMPLE = DATA / "ultrafeedback-binarized-sample" / "train_clean.jsonl"
+
+
+def build_jsonl(out: Path, n: int) -> Path:
+    """N UltraFeedback rows, the shared sample's cycled, each copy's prompt suffixed with its number."""
+    path = out / "ingest.jsonl"
+    if path.is_file():
+        return path
+    rows = [json.loads(line) for line in UF_SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i in range(n):
+            row = dict(rows[i % len(rows)])
+            row["prompt"] = f"{row['prompt']} [{i // len(rows)}]"
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.rename(path)
+    return path
+
+
+def timed_child(cmd: list[str], env: dict, quiet: bool = False) -> tuple[float, float, int]:
+    """(seconds, peak RSS MB, exit status) of one child process (its own rusage, from wait4)."""
+    started = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL if quiet else None)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.time() - started, usage.ru_maxrss / 1024, proc.returncode
+
+
+def run_ingest(n: int, args) -> dict:
+    out = Path(args.out) / f"n{n}"
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = build_jsonl(out, n)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    pool = out / "ingested"
+    s_ours, rss_ours, rc = timed_child([sys.executable, "-m", "synpref", "ingest", str(jsonl), "-o", str(pool), "--overwrite",
+                                        "--report", str(out / "ingest_report.json")], env)
+    if rc:
+        sys.exit(f"synpref ingest of {n} rows failed (exit {rc})")
+    report = json.loads((out / "ingest_report.json").read_text())
+    peer = "import pyarrow.json as j, sys; t = j.read_json(sys.argv[1]); print(t.num_rows)"
+    s_peer, rss_peer, rc = timed_child([sys.executable, "-c", peer, str(jsonl)], env, quiet=True)
+    if rc:
+        sys.exit(f"the peer (pyarrow.json.read_json) failed on {jsonl} (exit {rc})")
+    return {"rows": n, "mb": round(jsonl.stat().st_size / 2**20), "synpref_ingest": {"seconds": round(s_ours, 1), "peak_rss_mb": round(rss_ours),
+            "pairs_per_s": round(n / s_ours), "kept": report.get("kept"), "quarantined": report.get("quarantined"),
+            "duplicates": report.get("duplicates")},
+            "pyarrow_read_json": {"seconds": round(s_peer, 1), "peak_rss_mb": round(rss_peer), "rows_per_s": round(n / s_peer)}}
+
+
+def print_ingest(n: int, rep: dict) -> None:
+    ours, peer = rep["synpref_ingest"], rep["pyarrow_read_json"]
+    print(f"{n:>9} {'ingest':<6} {'synpref ingest':<16} {ours['seconds']:>9.1f} {ours['pairs_per_s']:>9} {ours['peak_rss_mb']:>12} "
+          f"{peer['seconds'] / ours['seconds']:>8.2f}x  of pyarrow.json.read_json ({peer['seconds']:.1f} s, {peer['rows_per_s']} rows/s, "
+          f"{peer['peak_rss_mb']} MB) on the same {rep['mb']} MB file; kept {ours['kept']}, quarantined {ours['quarantined']}, "
+          f"duplicates {ours['duplicates']}", flush=True)
+
+
 # -- the child: one curation, its RSS sampled per step -------------------------------------------------
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -222,6 +286,8 @@ def main(argv=None):
     ap.add_argument("--attributes", action="store_true", help="also ask the stub for every pair's attributes")
     ap.add_argument("--examples", type=int, default=0, help="judge.max_examples (> 0 also embeds every pair with MiniLM)")
     ap.add_argument("--resume", action="store_true", help="keep an existing run directory (resume it) instead of starting over")
+    ap.add_argument("--ingest", action="store_true", help="also measure synpref ingest of N JSONL rows (beside pyarrow's JSON reader)")
+    ap.add_argument("--no-curation", action="store_true", help="skip the curation runs (with --ingest: measure ingest only)")
     ap.add_argument("--engine", default="local", help="local, ray, or both (local,ray): the engines to run each size on")
     ap.add_argument("--ray-actors", type=int, default=0, help="model actors of the Ray engine (0: one per 4 cores, at least 1)")
     ap.add_argument("--child", nargs=3, metavar=("CONFIG", "RUN_DIR", "REPORT"), help=argparse.SUPPRESS)
@@ -247,7 +313,12 @@ def main(argv=None):
 
         threading.Thread(target=forget, daemon=True).start()
         for n in sizes:
-            for engine in engines:
+            if args.ingest:
+                rep = run_ingest(n, args)
+                reports[f"{n}/ingest"] = rep
+                print_ingest(n, rep)
+                (Path(args.out) / "report.json").write_text(json.dumps(reports, indent=2, default=str))
+            for engine in ([] if args.no_curation else engines):
                 rep = run_size(n, args, srv, engine)
                 reports[f"{n}/{engine}"] = rep
                 print_rows(n, engine, rep, reports.get(f"{n}/local"))
