@@ -195,6 +195,30 @@ def test_below_chance_signal_is_named():
     assert not cur.at_chance and "below chance" in cur.verdict
 
 
+def test_an_rm_below_chance_from_ties_says_so():
+    rng = np.random.default_rng(12)
+    gold = simulate(1000, rng, eta=0.0, gold_acc=0.8, cur_acc=0.9)
+    gold["p_cur"][:700] = 0.5  # candidates identical once truncated: both get the same reward
+    plan = plan_for(gold_signals(gold), None, options=PlanOptions(bootstrap=0, noise_rate=0.2))
+    cur = next(s for s in plan.signals if s.name == "current RM")
+    assert cur.ties == 700 and cur.to_dict()["ties"] == 700
+    assert cur.accuracy.value < 0.5 and "because 700 of 1000 gold pairs tie at 0.5" in cur.verdict
+    untied = float(np.mean(gold["p_cur"][700:] > 0.5))
+    assert f"untied ones {untied:.3f}" in cur.verdict
+    assert next(s for s in plan.signals if s.name == "gold RM").ties == 0
+
+
+def test_a_noise_estimate_outside_the_unit_interval_is_shown_clipped():
+    rng = np.random.default_rng(13)
+    gold = simulate(2000, rng, eta=0.0, gold_acc=0.8, cur_acc=0.7, judges=((0.7, 1.0),))
+    pool = simulate(2000, rng, eta=0.0, gold_acc=0.8, cur_acc=0.97, judges=((0.97, 1.0),))  # agrees more than on gold
+    plan = plan_for(gold_signals(gold), pool_sample(pool), options=PlanOptions(bootstrap=200))
+    est = plan.noise.estimate
+    assert any("reaches outside [0, 1]" in f for f in plan.noise.flags)
+    assert 0.0 <= est.low <= est.value <= est.high <= 1.0 and est.value == 0.0
+    assert plan.noise.used == 0.0
+
+
 # -- 4. the judge-accuracy sweep ----------------------------------------------------------------------------------
 def test_sweep_matches_a_simulated_judge_of_that_accuracy():
     sim = dict(gold_acc=0.75, cur_acc=0.7, judges=((0.7, 0.9),))

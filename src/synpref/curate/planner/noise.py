@@ -129,6 +129,11 @@ def estimate_noise(signals: list[SignalAgreement], w_gold: np.ndarray, w_pool: n
         if s.used and s.se and abs(s.eta.value - est.value) > 3 * s.se:
             flags.append(f"{s.name} puts the pool noise at {s.eta.value:.3f}, more than 3 standard errors from the "
                          f"combined {est.value:.3f}: the signals do not behave on the pool as on the gold set")
-    if not 0.0 <= est.value <= 1.0:
-        flags.append(f"the noise estimate {est.value:.3f} is outside [0, 1] (predictions use it clipped)")
+    raw = [v for v in (est.value, est.low, est.high) if v is not None]
+    if any(not 0.0 <= v <= 1.0 for v in raw):
+        # A rate lies in [0, 1]: the estimate and its interval are reported clipped (as the predictions use them).
+        flags.append(f"the noise estimate {est.text()} reaches outside [0, 1]: shown clipped to it "
+                     "(the signals behave differently on the pool than on the gold set, or the samples are small)")
+        clip = lambda v: None if v is None else min(1.0, max(0.0, v))  # noqa: E731
+        est = Estimate(clip(est.value), clip(est.low), clip(est.high))
     return NoiseEstimate(est, per, assumed, flags=flags), combined

@@ -55,10 +55,11 @@ class SignalAccuracy:
     decided: float  # share of gold pairs it decided on (1 for the RMs)
     at_chance: bool
     verdict: str
+    ties: int = 0  # RM only: gold pairs scored exactly 0.5 (counted wrong, as Stage 2 does)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "accuracy": self.accuracy.to_dict(), "n": self.n, "decided": self.decided,
-                "at_chance": self.at_chance, "verdict": self.verdict}
+                "at_chance": self.at_chance, "verdict": self.verdict, "ties": self.ties}
 
 
 @dataclass
@@ -134,19 +135,28 @@ class Plan:
         }
 
 
-def _accuracy(name: str, correct: np.ndarray, decided: np.ndarray, confidence: float) -> SignalAccuracy:
+def _accuracy(name: str, correct: np.ndarray, decided: np.ndarray, confidence: float,
+              tied: np.ndarray | None = None) -> SignalAccuracy:
+    """``tied``: an RM's pairs scored exactly 0.5, counted wrong (Stage 2 reads a tie as disagreement)."""
     n = int(decided.sum())
     acc = wilson(int((correct & decided).sum()), n, confidence)
     share = n / len(decided) if len(decided) else 0.0
+    ties = 0 if tied is None else int((tied & decided).sum())
     if n == 0:
         return SignalAccuracy(name, acc, 0, share, True, "decided no gold pair: no evidence")
     if acc.contains(0.5):
         verdict = "at chance: it cannot tell a right label from a wrong one"
+    elif acc.high < 0.5 and ties:
+        untied = wilson(int((correct & decided).sum()), n - ties, confidence)
+        verdict = (f"below chance because {ties} of {n} gold pairs tie at 0.5 and count as wrong "
+                   f"(accuracy on the untied ones {untied.text()}): see the tie flag")
     elif acc.high < 0.5:
         verdict = "below chance: it prefers the rejected response (reversed labels or scores?)"
     else:
         verdict = "better than chance"
-    return SignalAccuracy(name, acc, n, share, acc.contains(0.5), verdict)
+    if ties and not verdict.startswith("below chance because"):
+        verdict += f" ({ties} of {n} gold pairs tie at 0.5 and count as wrong)"
+    return SignalAccuracy(name, acc, n, share, acc.contains(0.5), verdict, ties)
 
 
 @dataclass
@@ -188,7 +198,8 @@ def _signals(x: _Measured, panel: np.ndarray, conf: float) -> tuple[list[SignalA
     """Each signal's accuracy on gold, and its error indicator with the pairs it decided on."""
     everyone = np.ones(len(x.truth), dtype=bool)
     truth = x.truth.astype(np.int8)
-    signals = [_accuracy("gold RM", x.p_gold > 0.5, everyone, conf), _accuracy("current RM", x.p_cur > 0.5, everyone, conf)]
+    signals = [_accuracy("gold RM", x.p_gold > 0.5, everyone, conf, x.p_gold == 0.5),
+               _accuracy("current RM", x.p_cur > 0.5, everyone, conf, x.p_cur == 0.5)]
     errors = {"gold RM": (~(x.p_gold > 0.5), everyone), "current RM": (~(x.p_cur > 0.5), everyone)}
     voters = [(f"judge {name}", codes) for name, codes in x.judges.items()] + ([(VOTE, panel)] if len(x.judges) > 1 else [])
     for name, codes in voters:

@@ -9,6 +9,7 @@ atomically (a part file renamed into place) for a ``kill -9`` to be harmless.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -46,7 +47,9 @@ class Done:
     ledger: Iterable[dict] = ()
 
 
-class Step:
+class Step(abc.ABC):
+    """A step that runs whole; a subclass must implement :meth:`run` (or derive from :class:`BatchStep`)."""
+
     name: str = ""  # its key in state.json, e.g. "stage2/judge"
     inputs: tuple[str, ...] = ()  # paths under RUN_DIR (or config keys, in <>) it reads
     outputs: tuple[str, ...] = ()  # paths under RUN_DIR it writes
@@ -56,8 +59,9 @@ class Step:
         """Whether the config asks for this step (checked when its turn comes)."""
         return True
 
+    @abc.abstractmethod
     def run(self, ctx: "RunContext") -> Done:
-        raise NotImplementedError(f"{type(self).__name__} runs in batches")
+        """Do the whole step, writing its outputs atomically; the runner marks it done afterwards."""
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
@@ -66,15 +70,19 @@ class Step:
 class BatchStep(Step):
     """A step that works through batches (usually the pairs batches); it resumes at the first unfinished one."""
 
+    def run(self, ctx: "RunContext") -> Done:
+        raise TypeError(f"{self.name} runs batch by batch: the Runner calls run_batch for each unfinished batch")
+
+    @abc.abstractmethod
     def batches(self, ctx: "RunContext") -> Sequence[int]:
         """The batches it processes, in order (the same on every invocation of the run)."""
-        raise NotImplementedError
 
     def begin(self, ctx: "RunContext", fresh: bool) -> None:
         """Before the first batch of this invocation; ``fresh``: no batch is done yet (start clean)."""
 
+    @abc.abstractmethod
     def run_batch(self, ctx: "RunContext", n: int) -> Done:
-        raise NotImplementedError
+        """Process batch ``n`` and write its part files atomically."""
 
     def llm_calls_per_pair(self, ctx: "RunContext") -> int:
         """LLM calls the step pays for each pair it sends to the LLM (0: it pays none), repairs of invalid answers aside."""
