@@ -42,6 +42,26 @@ def test_local_instance_listens_on_loopback_only(cluster):
     assert listening and set(listening) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 
 
+def test_worker_prints_reach_stderr_not_stdout(cluster, capfd):
+    """stdout is the command's (a summary JSON a script parses): Ray workers' prints are forwarded to stderr."""
+    import time
+
+    @ray.remote
+    def speak():
+        print("synpref-worker-print")
+        return 1
+
+    assert ray.get(speak.remote()) == 1
+    out = err = ""
+    for _ in range(100):  # Ray forwards worker output asynchronously: wait up to 10 s for it
+        captured = capfd.readouterr()
+        out, err = out + captured.out, err + captured.err
+        if "synpref-worker-print" in err:
+            break
+        time.sleep(0.1)
+    assert "synpref-worker-print" in err and "synpref-worker-print" not in out
+
+
 # -- killing one Ray worker of this test's instance -------------------------------------------------
 def _ancestors(pid: int):
     while pid > 1:

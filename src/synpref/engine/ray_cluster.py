@@ -55,7 +55,8 @@ class RayCluster:
             log.info("using the Ray instance already running in this process")
         elif self.address:
             try:
-                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True)
+                ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=True,
+                         runtime_env=_WORKER_ENV)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise EngineError(f"could not join the Ray cluster at {self.address} ({e}); "
                                   "check --ray-address (ray status on the head node prints it)") from None
@@ -68,6 +69,7 @@ class RayCluster:
                     object_store_memory=self.object_store_bytes,
                     logging_level=logging.WARNING,
                     log_to_driver=True,
+                    runtime_env=_WORKER_ENV,
                 )
             self._owned = True
         _configure_ray_data()
@@ -110,6 +112,17 @@ def plan_actors(resources: dict[str, float], actors: int = 0, device: str | None
         return ActorPlan(count=count, num_cpus=1, num_gpus=min(1.0, gpus / count))
     count = actors or max(1, cpus // min(CPUS_PER_CPU_ACTOR, cpus))
     return ActorPlan(count=count, num_cpus=cpus / count, num_gpus=0)
+
+
+def stdout_to_stderr() -> None:
+    """In each Ray worker: what it prints goes to stderr, so the driver's stdout carries only the command's output
+    (a summary JSON a script parses); Ray forwards worker stderr to the driver's stderr, prefixed by the worker."""
+    import sys
+
+    sys.stdout = sys.stderr
+
+
+_WORKER_ENV = {"worker_process_setup_hook": "synpref.engine.ray_cluster.stdout_to_stderr"}
 
 
 def _machine_cores() -> int:
