@@ -251,6 +251,20 @@ def _ids(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False, verbose=False)["input_ids"] if text else []
 
 
+def _ids_via(tok, memo: dict | None):
+    """:func:`_ids` of ``tok``, remembering each text's ids in ``memo`` (None: no memory)."""
+    if memo is None:
+        return lambda text: _ids(tok, text)
+
+    def ids(text: str) -> list[int]:
+        got = memo.get(text)
+        if got is None:
+            got = memo[text] = _ids(tok, text)
+        return list(got)  # a copy: the caller may extend it
+
+    return ids
+
+
 def _one_bos(tok, facts: _TokenizerFacts, ids: list[int]) -> list[int]:
     bos = tok.bos_token_id
     if bos is None:
@@ -276,16 +290,18 @@ def _with_system(facts: _TokenizerFacts, messages: list[Message], policy: TextPo
     return out
 
 
-def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response: Message, policy: TextPolicy):
+def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response: Message, policy: TextPolicy,
+                  memo: dict | None = None):
     """Return (context_ids, response_ids, builder) where builder(ctx, resp) -> Encoded."""
+    ids_of = _ids_via(tok, memo)
     if facts.mode == "template":
         msgs = _with_system(facts, context + [response], policy)
         full = tok.apply_chat_template(msgs, tokenize=False)
         prefix = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True) if msgs[:-1] else ""
         if not full.startswith(prefix):
             raise ValueError("the chat template renders the context differently with and without the final turn")
-        ctx_ids = _one_bos(tok, facts, _ids(tok, prefix)) if prefix else _one_bos(tok, facts, [])
-        resp_ids = _ids(tok, full[len(prefix) :])
+        ctx_ids = _one_bos(tok, facts, ids_of(prefix)) if prefix else _one_bos(tok, facts, [])
+        resp_ids = ids_of(full[len(prefix) :])
         keep_head = 1 if (ctx_ids and tok.bos_token_id is not None and ctx_ids[0] == tok.bos_token_id) else 0
         return ctx_ids, resp_ids, keep_head, lambda c, r: Encoded(c + r)
     if facts.mode == "pair":
@@ -293,8 +309,8 @@ def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response:
         if policy.system_prompt is not None and not (msgs and msgs[0].role == "system"):
             msgs = [Message("system", policy.system_prompt)] + msgs
         prefix, middle, suffix, t_pre, t_mid, t_suf, type_a, type_b, has_types = facts.pair_layout
-        ctx_ids = _ids(tok, transcript(msgs))
-        resp_ids = _ids(tok, response.content)
+        ctx_ids = ids_of(transcript(msgs))
+        resp_ids = ids_of(response.content)
 
         def build(c, r):
             ids = prefix + c + middle + r + suffix
@@ -307,8 +323,8 @@ def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response:
     if policy.system_prompt is not None and not (msgs and msgs[0].role == "system"):
         msgs = [Message("system", policy.system_prompt)] + msgs
     head = transcript(msgs) + ("\n" if msgs else "") + "Assistant: "
-    ctx_ids = _one_bos(tok, facts, _ids(tok, head))
-    resp_ids = _ids(tok, response.content) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+    ctx_ids = _one_bos(tok, facts, ids_of(head))
+    resp_ids = ids_of(response.content) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
     keep_head = 1 if (ctx_ids and tok.bos_token_id is not None and ctx_ids[0] == tok.bos_token_id) else 0
     return ctx_ids, resp_ids, keep_head, lambda c, r: Encoded(c + r)
 
@@ -320,15 +336,19 @@ def encode(
     *,
     stats: LengthStats | None = None,
     item_id=None,
+    memo: dict | None = None,
 ) -> Encoded | None:
     """Token ids for scoring the final assistant turn of ``conversation``.
+
+    ``memo`` (a dict the caller keeps, for one tokenizer) remembers the ids of each text tokenized,
+    so conversations that share a context (a pair's two candidates) tokenize it once.
 
     Returns None when the input is dropped (``drop``, or ``truncate-left`` with a
     response longer than the budget); ``stats`` counts it and keeps ``item_id``.
     """
     facts = _facts(tokenizer)
     context, response = _split(conversation)
-    ctx_ids, resp_ids, keep_head, build = _render_parts(tokenizer, facts, context, response, policy)
+    ctx_ids, resp_ids, keep_head, build = _render_parts(tokenizer, facts, context, response, policy, memo)
     overhead = len(build([], []))
     total = overhead + len(ctx_ids) + len(resp_ids)
     if total <= policy.max_length:

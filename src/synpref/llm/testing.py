@@ -24,6 +24,8 @@ class FakeOpenAIServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length, so a client reuses its connections
+
             def log_message(self, *a):
                 pass
 

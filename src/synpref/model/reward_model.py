@@ -146,8 +146,22 @@ class RewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, conversation, *, stats: LengthStats | None = None, item_id=None) -> Encoded | None:
-        return encode(self.tokenizer, _as_full_conversation(conversation), self.policy, stats=stats, item_id=item_id)
+    def encode(self, conversation, *, stats: LengthStats | None = None, item_id=None, memo: dict | None = None) -> Encoded | None:
+        """``memo``: see :func:`synpref.text.encode` (a dict for this model's tokenizer)."""
+        return encode(self.tokenizer, _as_full_conversation(conversation), self.policy, stats=stats, item_id=item_id, memo=memo)
+
+    @property
+    def encoding_key(self) -> str:
+        """Equal for two models whose encodings of any conversation are equal (the same tokenizer and text policy)."""
+        import hashlib
+
+        tok = getattr(self, "_tokenizer_hash", None)
+        if tok is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            # a slow tokenizer has no serialised form to compare: only this model's own encodings match
+            body = backend.to_str() if backend is not None else f"object {id(self.tokenizer)}"
+            tok = self._tokenizer_hash = hashlib.sha256(body.encode()).hexdigest()
+        return f"{template_fingerprint(self.tokenizer, self.policy)}-{tok}"
 
     def collate(self, items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
         """Right-pad a batch; the reward is read at each row's last real token."""
