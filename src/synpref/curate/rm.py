@@ -74,14 +74,14 @@ class PairEncodings:
     def of(self, rm, rows: list[int]) -> list:
         """The encodings of candidates 0 and 1 of each of ``rows`` (indices into the records), flat, under ``rm``."""
         done = self._by_key.setdefault(rm.encoding_key, {})
-        out = []
-        for i in rows:
-            pair = done.get(i)
-            if pair is None:
-                rec, memo = self.records[i], {}
-                pair = done[i] = tuple(rm.encode(rec.conversation(j), item_id=f"{rec.id} candidate {j}", memo=memo) for j in (0, 1))
-            out += pair
-        return out
+        todo = [i for i in rows if i not in done]
+        if todo:
+            convs = {(i, j): self.records[i].conversation(j) for i in todo for j in (0, 1)}
+            memo: dict = {}  # the texts' ids, tokenized in one call; then each pair is built from them
+            rm.tokenize_ahead(list(convs.values()), memo)
+            for i in todo:
+                done[i] = tuple(rm.encode(convs[i, j], item_id=f"{self.records[i].id} candidate {j}", memo=memo) for j in (0, 1))
+        return [e for i in rows for e in done[i]]
 
 
 class RMScorer:

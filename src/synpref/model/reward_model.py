@@ -16,7 +16,7 @@ import torch
 
 from ..batching import AUTO, default_batch_tokens, token_budget_batches
 from ..schema import Message, as_conversation
-from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
+from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint, tokenize_ahead
 from .device import resolve_device
 from .loading import is_gguf, resolve
 from .packing import MASKED_ATTENTION, attention_for, is_layout
@@ -149,6 +149,10 @@ class RewardModel:
     def encode(self, conversation, *, stats: LengthStats | None = None, item_id=None, memo: dict | None = None) -> Encoded | None:
         """``memo``: see :func:`synpref.text.encode` (a dict for this model's tokenizer)."""
         return encode(self.tokenizer, _as_full_conversation(conversation), self.policy, stats=stats, item_id=item_id, memo=memo)
+
+    def tokenize_ahead(self, conversations, memo: dict) -> None:
+        """See :func:`synpref.text.tokenize_ahead`: ``memo`` then serves :meth:`encode` of ``conversations``."""
+        tokenize_ahead(self.tokenizer, [_as_full_conversation(c) for c in conversations], self.policy, memo)
 
     @property
     def encoding_key(self) -> str:
