@@ -244,9 +244,9 @@ def test_stage2_without_stage1_scores_each_pair_out_of_fold(tmp_path, tiny_bert_
         trained[out.name] = {rec.id for rec, _ in labelled}
         return real_train(out, labelled, settings, tag)
 
-    def probs(self, records, labels):
+    def probs(self, records, labels, *shared):
         scored.setdefault(self.model_dir.parent.name, set()).update(r.id for r in records)
-        return real_probs(self, records, labels)
+        return real_probs(self, records, labels, *shared)
 
     monkeypatch.setattr(rm_mod, "train_rm", train_rm)
     monkeypatch.setattr(rm_mod.RMScorer, "probs", probs)

@@ -251,6 +251,20 @@ def _ids(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False, verbose=False)["input_ids"] if text else []
 
 
+def _ids_via(tok, memo: dict | None):
+    """:func:`_ids` of ``tok``, remembering each text's ids in ``memo`` (None: no memory)."""
+    if memo is None:
+        return lambda text: _ids(tok, text)
+
+    def ids(text: str) -> list[int]:
+        got = memo.get(text)
+        if got is None:
+            got = memo[text] = _ids(tok, text)
+        return list(got)  # a copy: the caller may extend it
+
+    return ids
+
+
 def _one_bos(tok, facts: _TokenizerFacts, ids: list[int]) -> list[int]:
     bos = tok.bos_token_id
     if bos is None:
@@ -276,25 +290,38 @@ def _with_system(facts: _TokenizerFacts, messages: list[Message], policy: TextPo
     return out
 
 
-def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response: Message, policy: TextPolicy):
-    """Return (context_ids, response_ids, builder) where builder(ctx, resp) -> Encoded."""
+def _texts(tok, facts: _TokenizerFacts, context: list[Message], response: Message, policy: TextPolicy) -> tuple[str, str]:
+    """The two texts a conversation's ids are tokenized from: the context's rendering and the final turn's."""
     if facts.mode == "template":
         msgs = _with_system(facts, context + [response], policy)
         full = tok.apply_chat_template(msgs, tokenize=False)
         prefix = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True) if msgs[:-1] else ""
         if not full.startswith(prefix):
             raise ValueError("the chat template renders the context differently with and without the final turn")
-        ctx_ids = _one_bos(tok, facts, _ids(tok, prefix)) if prefix else _one_bos(tok, facts, [])
-        resp_ids = _ids(tok, full[len(prefix) :])
+        return prefix, full[len(prefix) :]
+    msgs = context
+    if policy.system_prompt is not None and not (msgs and msgs[0].role == "system"):
+        msgs = [Message("system", policy.system_prompt)] + msgs
+    if facts.mode == "pair":
+        return transcript(msgs), response.content
+    # transcript mode (decoder without a template)
+    return transcript(msgs) + ("\n" if msgs else "") + "Assistant: ", response.content
+
+
+def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response: Message, policy: TextPolicy,
+                  memo: dict | None = None):
+    """Return (context_ids, response_ids, builder) where builder(ctx, resp) -> Encoded."""
+    ids_of = _ids_via(tok, memo)
+    ctx_text, resp_text = _texts(tok, facts, context, response, policy)
+    if facts.mode == "template":
+        ctx_ids = _one_bos(tok, facts, ids_of(ctx_text))  # an empty context: no ids, maybe a BOS
+        resp_ids = ids_of(resp_text)
         keep_head = 1 if (ctx_ids and tok.bos_token_id is not None and ctx_ids[0] == tok.bos_token_id) else 0
         return ctx_ids, resp_ids, keep_head, lambda c, r: Encoded(c + r)
     if facts.mode == "pair":
-        msgs = context
-        if policy.system_prompt is not None and not (msgs and msgs[0].role == "system"):
-            msgs = [Message("system", policy.system_prompt)] + msgs
         prefix, middle, suffix, t_pre, t_mid, t_suf, type_a, type_b, has_types = facts.pair_layout
-        ctx_ids = _ids(tok, transcript(msgs))
-        resp_ids = _ids(tok, response.content)
+        ctx_ids = ids_of(ctx_text)
+        resp_ids = ids_of(resp_text)
 
         def build(c, r):
             ids = prefix + c + middle + r + suffix
@@ -302,15 +329,24 @@ def _render_parts(tok, facts: _TokenizerFacts, context: list[Message], response:
             return Encoded(ids, types)
 
         return ctx_ids, resp_ids, 0, build
-    # transcript mode (decoder without a template)
-    msgs = context
-    if policy.system_prompt is not None and not (msgs and msgs[0].role == "system"):
-        msgs = [Message("system", policy.system_prompt)] + msgs
-    head = transcript(msgs) + ("\n" if msgs else "") + "Assistant: "
-    ctx_ids = _one_bos(tok, facts, _ids(tok, head))
-    resp_ids = _ids(tok, response.content) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
+    ctx_ids = _one_bos(tok, facts, ids_of(ctx_text))
+    resp_ids = ids_of(resp_text) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
     keep_head = 1 if (ctx_ids and tok.bos_token_id is not None and ctx_ids[0] == tok.bos_token_id) else 0
     return ctx_ids, resp_ids, keep_head, lambda c, r: Encoded(c + r)
+
+
+def tokenize_ahead(tokenizer, conversations: Sequence[Sequence[Message]], policy: TextPolicy, memo: dict) -> None:
+    """Fill ``memo`` (see :func:`encode`) with the ids of every text ``conversations`` are tokenized from, in one
+    call of the tokenizer (a fast tokenizer's batch: in parallel, and the same ids as one call per text); their
+    :func:`encode` with ``memo`` then tokenizes nothing. (A chat template is rendered here and again there.)"""
+    facts = _facts(tokenizer)
+    texts: dict[str, None] = {}
+    for conversation in conversations:
+        context, response = _split(conversation)
+        texts.update(dict.fromkeys(_texts(tokenizer, facts, context, response, policy)))
+    todo = [t for t in texts if t and t not in memo]
+    if todo:
+        memo.update(zip(todo, tokenizer(todo, add_special_tokens=False, verbose=False)["input_ids"]))
 
 
 def encode(
@@ -320,15 +356,19 @@ def encode(
     *,
     stats: LengthStats | None = None,
     item_id=None,
+    memo: dict | None = None,
 ) -> Encoded | None:
     """Token ids for scoring the final assistant turn of ``conversation``.
+
+    ``memo`` (a dict the caller keeps, for one tokenizer) remembers the ids of each text tokenized,
+    so conversations that share a context (a pair's two candidates) tokenize it once.
 
     Returns None when the input is dropped (``drop``, or ``truncate-left`` with a
     response longer than the budget); ``stats`` counts it and keeps ``item_id``.
     """
     facts = _facts(tokenizer)
     context, response = _split(conversation)
-    ctx_ids, resp_ids, keep_head, build = _render_parts(tokenizer, facts, context, response, policy)
+    ctx_ids, resp_ids, keep_head, build = _render_parts(tokenizer, facts, context, response, policy, memo)
     overhead = len(build([], []))
     total = overhead + len(ctx_ids) + len(resp_ids)
     if total <= policy.max_length:

@@ -62,6 +62,28 @@ def label_prob(r0: float, r1: float, label: str) -> float:
     return sigmoid(r0 - r1) if label == "A" else sigmoid(r1 - r0)
 
 
+class PairEncodings:
+    """The token ids of a batch's pairs, each pair encoded once per tokenizer and text policy: the current
+    and gold RMs of a run (trained from one base model) share them, and a pair's two candidates share
+    their context's tokenization. Held for one batch only."""
+
+    def __init__(self, records: list[Record]):
+        self.records = records
+        self._by_key: dict[str, dict[int, tuple]] = {}
+
+    def of(self, rm, rows: list[int]) -> list:
+        """The encodings of candidates 0 and 1 of each of ``rows`` (indices into the records), flat, under ``rm``."""
+        done = self._by_key.setdefault(rm.encoding_key, {})
+        todo = [i for i in rows if i not in done]
+        if todo:
+            convs = {(i, j): self.records[i].conversation(j) for i in todo for j in (0, 1)}
+            memo: dict = {}  # the texts' ids, tokenized in one call; then each pair is built from them
+            rm.tokenize_ahead(list(convs.values()), memo)
+            for i in todo:
+                done[i] = tuple(rm.encode(convs[i, j], item_id=f"{self.records[i].id} candidate {j}", memo=memo) for j in (0, 1))
+        return [e for i in rows for e in done[i]]
+
+
 class RMScorer:
     """One trained RM on ``device`` (None: synpref.model's default), loaded at its first use."""
 
@@ -70,16 +92,20 @@ class RMScorer:
         self.device = device
         self._rm = None
 
-    def probs(self, records: list[Record], labels: list[str]) -> list[float]:
-        """p(label) for each record and its label."""
+    def probs(self, records: list[Record], labels: list[str], encodings: PairEncodings | None = None,
+              rows: list[int] | None = None) -> list[float]:
+        """p(label) for each record and its label (``encodings``: the batch's, shared with its other RMs; ``rows``:
+        which of its records ``records`` are)."""
         if not records:
             return []
         if self._rm is None:
             from ..model import RewardModel
 
             self._rm = RewardModel.from_pretrained(self.model_dir, device=self.device)
-        scores = self._rm.score_pairs(records, max_batch_tokens=0)
-        return [label_prob(r0, r1, lab) for lab, (r0, r1) in zip(labels, scores)]
+        if encodings is None:
+            encodings, rows = PairEncodings(records), list(range(len(records)))
+        flat = self._rm.score_encoded(encodings.of(self._rm, rows), max_batch_tokens=0)
+        return [label_prob(r0, r1, lab) for lab, r0, r1 in zip(labels, flat[0::2], flat[1::2])]
 
 
 # -- current RMs ----------------------------------------------------------------------------------
@@ -113,11 +139,13 @@ class CrossFitScorer:
         self.current = current
         self.scorers = {f: RMScorer(p, device) for f, p in current.models.items()}
 
-    def probs(self, ids: list[str], records: list[Record], labels: list[str]) -> list[float]:
+    def probs(self, ids: list[str], records: list[Record], labels: list[str], encodings: PairEncodings | None = None) -> list[float]:
+        encodings = encodings if encodings is not None else PairEncodings(records)
+        folds = [self.current.fold(pid) for pid in ids]
         out: dict[int, float] = {}
         for fold, scorer in self.scorers.items():
-            mine = [i for i, pid in enumerate(ids) if self.current.fold(pid) == fold]
-            out.update(zip(mine, scorer.probs([records[i] for i in mine], [labels[i] for i in mine])))
+            mine = [i for i, f in enumerate(folds) if f == fold]
+            out.update(zip(mine, scorer.probs([records[i] for i in mine], [labels[i] for i in mine], encodings, mine)))
         return [out[i] for i in range(len(ids))]
 
 

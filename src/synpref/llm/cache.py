@@ -3,7 +3,10 @@
 Key: sha256 of the canonical JSON of (endpoint model, prompt messages, sampling
 parameters, sample index). The endpoint URL is deliberately NOT in the key: the
 same model served elsewhere gives the same cached answer. Every write commits at
-once (WAL journal), so a ``kill -9`` loses at most the call in flight.
+once (WAL journal), so a ``kill -9`` loses at most the call in flight. Commits do
+not wait for the disk (``synchronous=NORMAL``): a commit is in the WAL file, which
+survives the process being killed; only a power cut can lose the last answers
+(they are paid again, the cache is never corrupt).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class LLMCache:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # see the module docstring: safe against kill -9, not a power cut
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT, "
             "prompt_tokens INTEGER, completion_tokens INTEGER, created REAL)"

@@ -244,7 +244,7 @@ class LLMClient:
             comp = await self.chat(convo, params=p, sample=sample)
             try:
                 obj = extract_json(comp.text)
-                jsonschema.validate(obj, schema)
+                validate_json(obj, schema)
                 return obj
             except (ValueError, jsonschema.ValidationError) as e:
                 error = e.message if isinstance(e, jsonschema.ValidationError) else str(e)
@@ -255,6 +255,32 @@ class LLMClient:
                 ]
         self.usage.invalid += 1
         raise LLMInvalidAnswer(f"{self.endpoint.label}: no valid JSON after {max_repairs} repairs: {error}")
+
+
+_VALIDATORS: dict[str, Any] = {}
+
+
+def _validator(schema: dict):
+    """A validator of ``schema``, built (and the schema checked) once per distinct schema: building one
+    per answer cost more than the whole rest of a call to a fast endpoint."""
+    import jsonschema
+
+    key = json.dumps(schema, sort_keys=True)
+    v = _VALIDATORS.get(key)
+    if v is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        v = _VALIDATORS[key] = cls(schema)
+    return v
+
+
+def validate_json(obj: Any, schema: dict) -> None:
+    """``jsonschema.validate(obj, schema)`` (the same error: the best match) with a cached validator."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(obj))
+    if error is not None:
+        raise error
 
 
 def run_sync(coro):

@@ -16,7 +16,7 @@ import torch
 
 from ..batching import AUTO, default_batch_tokens, token_budget_batches
 from ..schema import Message, as_conversation
-from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint
+from ..text import Encoded, LengthStats, TextPolicy, encode, template_fingerprint, tokenize_ahead
 from .device import resolve_device
 from .loading import is_gguf, resolve
 from .packing import MASKED_ATTENTION, attention_for, is_layout
@@ -146,8 +146,26 @@ class RewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, conversation, *, stats: LengthStats | None = None, item_id=None) -> Encoded | None:
-        return encode(self.tokenizer, _as_full_conversation(conversation), self.policy, stats=stats, item_id=item_id)
+    def encode(self, conversation, *, stats: LengthStats | None = None, item_id=None, memo: dict | None = None) -> Encoded | None:
+        """``memo``: see :func:`synpref.text.encode` (a dict for this model's tokenizer)."""
+        return encode(self.tokenizer, _as_full_conversation(conversation), self.policy, stats=stats, item_id=item_id, memo=memo)
+
+    def tokenize_ahead(self, conversations, memo: dict) -> None:
+        """See :func:`synpref.text.tokenize_ahead`: ``memo`` then serves :meth:`encode` of ``conversations``."""
+        tokenize_ahead(self.tokenizer, [_as_full_conversation(c) for c in conversations], self.policy, memo)
+
+    @property
+    def encoding_key(self) -> str:
+        """Equal for two models whose encodings of any conversation are equal (the same tokenizer and text policy)."""
+        import hashlib
+
+        tok = getattr(self, "_tokenizer_hash", None)
+        if tok is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            # a slow tokenizer has no serialised form to compare: only this model's own encodings match
+            body = backend.to_str() if backend is not None else f"object {id(self.tokenizer)}"
+            tok = self._tokenizer_hash = hashlib.sha256(body.encode()).hexdigest()
+        return f"{template_fingerprint(self.tokenizer, self.policy)}-{tok}"
 
     def collate(self, items: Sequence[Encoded]) -> dict[str, torch.Tensor]:
         """Right-pad a batch; the reward is read at each row's last real token."""

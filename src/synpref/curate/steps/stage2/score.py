@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...parts import SCORES, PartDir
-from ...rm import CrossFitScorer, CurrentRMs, RMScorer
+from ...rm import CrossFitScorer, CurrentRMs, PairEncodings, RMScorer
 from ..base import Done
 from .common import PoolBatchStep
 
@@ -27,8 +27,9 @@ class ScoreWork:
 
         def score(payload):
             ids, records, labels = payload
-            pc = current.probs(ids, records, labels)
-            pg = gold_rm.probs(records, labels)
+            encodings = PairEncodings(records)  # encoded once for every RM that shares a tokenizer
+            pc = current.probs(ids, records, labels, encodings)
+            pg = gold_rm.probs(records, labels, encodings, list(range(len(records))))
             return [{"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for p, lab, a, b in zip(ids, labels, pc, pg)]
 
         return score
