@@ -35,11 +35,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
 from ..schema import Record, expand_to_pairs
 from ..store.pool import PoolWriter, pool_files, read_pool, record_to_row
+from .tokens import tokens_of_lists, tokenize
 from .util import atomic_write_json
 
 _WORD = re.compile(r"\w+")
@@ -266,31 +268,34 @@ class Decontaminator:
     def match(self, text: str) -> str | None:
         return self.match_tokens([words(text)])[0]
 
-    def word_ids(self, token_lists: list[list[str]]):
-        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array."""
+    def word_ids(self, tokens, counts):
+        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array
+        (``tokens``, ``counts``: :func:`synpref.curate.tokens.tokenize`'s result)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if self._vocab_array is None:
-            self._vocab_array = pa.array(list(self.vocab), pa.string())  # in id order: index + 1 is the id
-        flat = []
-        for toks in token_lists:
-            flat += toks
-            flat.append("\0")  # a separator: \0 is never a word (not \w)
-        found = pc.index_in(pa.array(flat, pa.string()), value_set=self._vocab_array)
-        return (pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
+            self._vocab_array = pa.array(list(self.vocab), pa.large_string())  # in id order: index + 1 is the id
+        found = pc.index_in(tokens.cast(pa.large_string()), value_set=self._vocab_array)
+        out = np.zeros(len(tokens) + len(counts), dtype=np.int32)
+        out[np.arange(len(tokens)) + np.repeat(np.arange(len(counts)), counts)] = pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1
+        return out
 
     def match_many(self, texts: list[str]) -> list[str | None]:
         return self.match_tokens([words(t) for t in texts])
 
     def match_tokens(self, token_lists: list[list[str]]) -> list[str | None]:
         """For each text's words (:func:`words`), the benchmark it is contaminated by, or None."""
-        out: list[str | None] = [None] * len(token_lists)
-        if not token_lists or not self.tables:
+        return self.match_words(*tokens_of_lists(token_lists))
+
+    def match_words(self, tokens, counts) -> list[str | None]:
+        """:meth:`match_tokens` of texts' words as :func:`synpref.curate.tokens.tokenize` gives them."""
+        out: list[str | None] = [None] * len(counts)
+        if not len(counts) or not self.tables:
             return out
-        win = _Windows(self.word_ids(token_lists), np.fromiter((len(t) + 1 for t in token_lists), np.int64, len(token_lists)), self.coef)
-        short = np.full(len(token_lists), -1, dtype=np.int64)  # the short prompt's source, shortest first
-        long = np.full(len(token_lists), -1, dtype=np.int64)  # the first n-gram's source
+        win = _Windows(self.word_ids(tokens, counts), np.asarray(counts, dtype=np.int64) + 1, self.coef)
+        short = np.full(len(counts), -1, dtype=np.int64)  # the short prompt's source, shortest first
+        long = np.full(len(counts), -1, dtype=np.int64)  # the first n-gram's source
         for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
             table = self.tables.get(key)
             if table is None:
@@ -354,17 +359,39 @@ except ImportError:  # pragma: no cover
     _sha1 = hashlib.sha1
 
 
-def shingle_hashes(toks: list[str]):
-    """datasketch's ``sha1_hash32`` of each shingle (:func:`shingles`): the first 4 bytes of its
-    SHA-1, little-endian. The shingles are slices of the text's words joined once."""
-    if len(toks) <= SHINGLE:
-        return np.frombuffer(_sha1(" ".join(toks).encode()).digest()[:4], dtype="<u4")
-    text = " ".join(toks).encode()
-    ends = list(itertools.accumulate([len(t) + 1 for t in toks] if len(text) == sum(map(len, toks)) + len(toks) - 1
-                                     else [len(t.encode()) + 1 for t in toks]))  # byte offset after each word's space
-    starts = [0, *ends[: -SHINGLE]]
-    digests = b"".join([_sha1(text[a : b - 1]).digest() for a, b in zip(starts, ends[SHINGLE - 1 :])])
-    return np.frombuffer(digests, dtype="<u4")[::5]  # a digest is 20 bytes: five 32-bit words, the first kept
+def shingle_hashes(tokens, counts):
+    """(hashes, text of each): datasketch's ``sha1_hash32`` of every shingle (:func:`shingles`) of
+    every text (the first 4 bytes of its SHA-1, little-endian), texts in order. The shingles are
+    slices of one buffer holding every token followed by a space."""
+    tokens = tokens.cast(pa.large_string())
+    counts = np.asarray(counts, dtype=np.int64)
+    _, off_buf, data_buf = tokens.buffers()
+    off = np.frombuffer(off_buf, dtype=np.int64)[tokens.offset : tokens.offset + len(tokens) + 1] if len(tokens) else np.zeros(1, np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[off[0] : off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+    off = off - off[0]
+    lens = np.diff(off)
+    buf = np.full(len(data) + len(tokens), 32, dtype=np.uint8)
+    buf[np.arange(len(data)) + np.repeat(np.arange(len(tokens)), lens)] = data
+    start = off[:-1] + np.arange(len(tokens))  # of each token in buf
+    end = start + lens
+    first = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    text_of = np.repeat(np.arange(len(counts)), counts)
+    long = counts > SHINGLE
+    # a text of more than 5 words: one shingle per window; else one of all its words (b"" for none)
+    in_window = long[text_of] & (np.arange(len(tokens)) - first[text_of] <= counts[text_of] - SHINGLE)
+    w = np.flatnonzero(in_window)
+    short = np.flatnonzero(~long)
+    has = counts[short] > 0
+    s_a = np.where(has, start[np.minimum(first[short], len(tokens) - 1)] if len(tokens) else 0, 0)
+    s_b = np.where(has, end[np.maximum(first[short + 1] - 1, 0)] if len(tokens) else 0, 0)
+    a = np.concatenate([start[w], s_a])
+    b = np.concatenate([end[w + SHINGLE - 1], s_b])
+    texts = np.concatenate([text_of[w], short])
+    order = np.argsort(texts, kind="stable")
+    raw = buf.tobytes()
+    digests = b"".join([_sha1(raw[i:j]).digest() for i, j in zip(a[order].tolist(), b[order].tolist())])
+    return np.frombuffer(digests, dtype="<u4")[::5], texts[order]  # a digest is 20 bytes: five 32-bit words, the first kept
 
 
 def _fmix32(h):
@@ -386,18 +413,17 @@ def _permuted(hv, scheme: str, a, b):
     return x & _MAX_HASH
 
 
-def minhash_signatures(token_lists: list[list[str]], num_perm: int, *, chunk: int = 1 << 15):
-    """(texts, num_perm): for each text's words exactly the ``hashvalues`` of datasketch's
+def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
+    """(texts, num_perm): for each text's words (a list of word lists, or (tokens, counts) as
+    :func:`synpref.curate.tokens.tokenize` gives them) exactly the ``hashvalues`` of datasketch's
     ``MinHash(num_perm)`` updated with its shingles (its default scheme and dtype), many at once."""
     scheme, a, b = _scheme(num_perm)
     dtype = np.uint32 if scheme == "affine32" else np.uint64
-    out = np.full((len(token_lists), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
-    if not token_lists:
+    tokens, counts = token_lists if isinstance(token_lists, tuple) else tokens_of_lists(token_lists)
+    out = np.full((len(counts), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
+    if not len(counts):
         return out
-    per_text = [shingle_hashes(t) for t in token_lists]
-    counts = np.fromiter((len(h) for h in per_text), dtype=np.int64, count=len(per_text))
-    hv = np.concatenate(per_text)
-    text_of = np.repeat(np.arange(len(token_lists)), counts)
+    hv, text_of = shingle_hashes(tokens, counts)
     for s in range(0, len(hv), chunk):  # bounded temporaries: chunk x num_perm
         x = _permuted(hv[s : s + chunk], scheme, a, b)
         t = text_of[s : s + chunk]
