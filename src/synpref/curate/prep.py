@@ -39,8 +39,9 @@ import pyarrow as pa
 
 from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
-from ..schema import Record, expand_to_pairs
-from ..store.pool import PoolWriter, pool_files, read_pool, record_to_row
+from ..schema import Record
+from ..store.pool import PoolWriter, pool_files, record_to_row
+from .prep_batches import pair_batches
 from .tokens import tokens_of_lists, tokenize
 from .util import atomic_write_json
 
@@ -579,15 +580,19 @@ class _Features:
         if ranges is not None:
             _scheme(num_perm)  # datasketch's parameters, computed once here (and cached for a worker)
 
-    def __call__(self, texts: list[str]):
+    def __call__(self, segments):
+        """``segments``: (strings, the text of each, number of texts), as :func:`tokenize` reads them."""
+        n = segments[2]
         if self.deco is None and self.ranges is None:
-            return [None] * len(texts), None
-        toks = [words(t) for t in texts]
-        contaminated = self.deco.match_tokens(toks) if self.deco is not None else [None] * len(texts)
+            return [None] * n, None
+        tokens, counts = tokenize(*segments)
+        contaminated = self.deco.match_words(tokens, counts) if self.deco is not None else [None] * n
         if self.ranges is None:
             return contaminated, None
-        clean = [t for t, c in zip(toks, contaminated) if not c]  # a contaminated pair never enters the index
-        return contaminated, pair_band_keys(clean, self.ranges, self.num_perm)
+        clean = np.array([not c for c in contaminated], dtype=bool)  # a contaminated pair never enters the index
+        if not clean.all():
+            tokens, counts = tokens.filter(pa.array(np.repeat(clean, counts))), counts[clean]
+        return contaminated, pair_band_keys((tokens, counts), self.ranges, self.num_perm)
 
 
 _WORKER_FEATURES: _Features | None = None
@@ -629,58 +634,52 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         bar = tqdm(total=count_pool(pool), unit="record", desc="prep", mininterval=1.0)
     pending: collections.deque = collections.deque()  # batches whose features are being computed, in pool order
 
-    def drop(rec: Record, reason: str, detail=None):
-        counts[reason] += 1
-        removed.write(removed_line(rec, reason, detail))
-
-    def submit(batch: list[Record]):
-        ids = [r.id for r in batch]
-        fresh = seen.add_batch(ids)
-        texts = [pair_full_text(r) for r, new in zip(batch, fresh) if new]
+    def submit(batch):
+        fresh = seen.add_batch(batch.ids)
+        segments = batch.texts([k for k, new in enumerate(fresh) if new])
         if executor is None:
-            done = features(texts)
-            pending.append((batch, ids, fresh, lambda: done))
+            done = features(segments)
+            pending.append((batch, fresh, lambda: done))
         else:
-            pending.append((batch, ids, fresh, executor.submit(_worker_features, texts).result))
+            pending.append((batch, fresh, executor.submit(_worker_features, segments).result))
         while len(pending) > 2 * workers:
             finish(*pending.popleft())
 
-    def finish(batch, ids, fresh, result):
+    def finish(batch, fresh, result):
+        """The batch's decisions, written in pool order."""
         contaminated, keys = result()
-        todo = [j for j, new in enumerate(fresh) if new]
+        todo = [k for k, new in enumerate(fresh) if new]
         source = dict(zip(todo, contaminated))
-        clean = [j for j in todo if not source[j]]
-        near_of = dict(zip(clean, near.decide(*keys, [ids[j] for j in clean]))) if near is not None else {}
-        for j, rec in enumerate(batch):
-            if not fresh[j]:
-                drop(rec, "duplicate")
-            elif source[j]:
-                contaminated_by[source[j]] += 1
-                drop(rec, "contaminated", source[j])
-            elif near_of.get(j):
-                drop(rec, "near_duplicate", near_of[j])
+        clean = [k for k in todo if not source[k]]
+        near_of = dict(zip(clean, near.decide(*keys, [batch.ids[k] for k in clean]))) if near is not None else {}
+        kept_rows = []
+        k = -1
+        for item, reason, detail in batch.items:
+            if reason is None:
+                k += 1
+                if not fresh[k]:
+                    reason = "duplicate"
+                elif source[k]:
+                    reason, detail = "contaminated", source[k]
+                    contaminated_by[detail] += 1
+                elif near_of.get(k):
+                    reason, detail = "near_duplicate", near_of[k]
+            if reason is not None:
+                counts[reason] += 1
+                removed.write(removed_line(batch.record(item), reason, detail))
+            elif isinstance(item, int):
+                kept_rows.append(item)
             else:
-                writer.write(rec)
-                counts["kept"] += 1
+                writer.write(item)
+            counts["kept"] += reason is None
+        if kept_rows:
+            writer.write_table(batch.rows.take(pa.array(kept_rows, pa.int64())))
 
-    batch: list[Record] = []
     try:
-        for src in read_pool(pool):
-            counts["read"] += 1
+        for batch in pair_batches(pool, BATCH):
+            counts["read"] += batch.read
             if bar is not None:
-                bar.update(1)
-            if src.kind == "tie":
-                drop(src, "not_a_pair", "tie")
-                continue
-            for rec in expand_to_pairs(src):
-                if has_empty_response(rec):
-                    drop(rec, "empty_response")
-                    continue
-                batch.append(rec)
-                if len(batch) >= BATCH:
-                    submit(batch)
-                    batch = []
-        if batch:
+                bar.update(batch.read)
             submit(batch)
         while pending:
             finish(*pending.popleft())
