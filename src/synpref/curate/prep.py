@@ -124,6 +124,7 @@ def read_prompt_file(path) -> list[str]:
 # -- word n-gram matching (deterministic: the same in every process) -----------------------------------
 _KEY_SEED = 0x5EED13  # fixed: a Decontaminator's keys are the same in the driver and in every Ray worker
 _MAX_WINDOW = 64
+_PREFIX = 4  # words: every table entry is at least this long (or n is shorter)
 
 
 class _Windows:
@@ -216,6 +217,25 @@ class _WindowTable:
         return entry
 
 
+class _KeySet:
+    """Sorted unique 64-bit keys, with a flag per value of their top bits (most misses cost one lookup)."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.bits = max(10, min(30, int(len(keys) * 16).bit_length()))
+        self.filter = np.zeros(1 << self.bits, dtype=bool)
+        self.filter[keys >> np.uint64(64 - self.bits)] = True
+
+    def has(self, keys):
+        """For each key, whether it is in the set."""
+        out = self.filter[keys >> np.uint64(64 - self.bits)]
+        maybe = np.flatnonzero(out)
+        if len(self.keys) and len(maybe):
+            at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+            out[maybe] = self.keys[at] == keys[maybe]
+        return out
+
+
 class Decontaminator:
     """Benchmark n-grams (and whole short prompts) -> the benchmark they come from.
 
@@ -248,20 +268,26 @@ class Decontaminator:
         self.coef = np.random.default_rng(_KEY_SEED).integers(0, 2**63, size=_MAX_WINDOW, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self.tables: dict[int, _WindowTable] = {}  # n: the n-grams; -L: the whole short prompts of L words
         self.bench_ids = {}
+        self.prefix_length = min(_PREFIX, n)
+        prefixes = []  # the keys of every table entry's first prefix_length words
         for which, (ids, srcs) in seqs.items():
             win = _Windows.of_ids(ids, self.coef)
             self.bench_ids[which] = win.ids
             source_of_text = np.asarray(srcs, dtype=np.int64)
+            prefix = win.grow(self.prefix_length).copy()
             if which == "long":
                 win.grow(n)
                 if ids:
                     self.tables[n] = _WindowTable(win, win.whole(), source_of_text, n)
+                    prefixes.append(prefix[self.tables[n].pos])
                 continue
             lengths = np.diff(win.starts) - 1
+            prefixes.append(prefix[win.starts[:-1]])
             for L in sorted(set(lengths.tolist())):
                 win.grow(L)
                 self.tables[-L] = _WindowTable(win, win.starts[:-1][lengths == L], source_of_text, L)
         self.short_lengths = sorted(-k for k in self.tables if k < 0)
+        self.prefixes = _KeySet(np.unique(np.concatenate(prefixes))) if prefixes else _KeySet(np.zeros(0, np.uint64))
 
     def __getstate__(self):
         return {**self.__dict__, "_vocab_array": None}
@@ -297,18 +323,31 @@ class Decontaminator:
         win = _Windows(self.word_ids(tokens, counts), np.asarray(counts, dtype=np.int64) + 1, self.coef)
         short = np.full(len(counts), -1, dtype=np.int64)  # the short prompt's source, shortest first
         long = np.full(len(counts), -1, dtype=np.int64)  # the first n-gram's source
-        for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
-            table = self.tables.get(key)
-            if table is None:
-                continue
-            win.grow(table.length)
-            cand = win.whole()
-            if key < 0:
-                cand = cand[short[win.text[cand]] < 0]
-            entry = table.lookup(win.keys[cand], cand, win.ids, self.bench_ids["long" if key > 0 else "short"])
-            found = entry >= 0
-            texts, first = np.unique(win.text[cand[found]], return_index=True)  # windows ascend: each text's first
-            (long if key > 0 else short)[texts] = table.source[entry[found][first]]
+        # only windows whose first words begin some table entry can match: their keys grow from there
+        win.grow(self.prefix_length)
+        at = win.whole()
+        at = at[self.prefixes.has(win.keys[at])]
+        keys = win.keys[at]
+        ids = np.concatenate([win.ids, np.zeros(_MAX_WINDOW, dtype=win.ids.dtype)])
+        size, grown = len(win.ids), self.prefix_length
+        with np.errstate(over="ignore"):
+            for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
+                table = self.tables.get(key)
+                if table is None:
+                    continue
+                while grown < table.length:
+                    keys = keys + ids[at + grown].astype(np.uint64) * self.coef[grown]
+                    grown += 1
+                L = table.length
+                whole = (at + L <= size) & (win.zeros[np.minimum(at + L, size)] == win.zeros[at])
+                cand, cand_keys = at[whole], keys[whole]
+                if key < 0:
+                    todo = short[win.text[cand]] < 0
+                    cand, cand_keys = cand[todo], cand_keys[todo]
+                entry = table.lookup(cand_keys, cand, win.ids, self.bench_ids["long" if key > 0 else "short"])
+                found = entry >= 0
+                texts, first = np.unique(win.text[cand[found]], return_index=True)  # windows ascend: each text's first
+                (long if key > 0 else short)[texts] = table.source[entry[found][first]]
         for t in np.flatnonzero((long >= 0) | (short >= 0)).tolist():
             out[t] = self.names[int(long[t] if long[t] >= 0 else short[t])]
         return out
