@@ -364,7 +364,12 @@ def has_empty_response(rec: Record) -> bool:
 
 def removed_line(rec: Record, reason: str, detail=None) -> str:
     """One line of ``removed.jsonl``: the reason, its detail, the id and the whole record."""
-    return json.dumps({"reason": reason, "detail": detail, "id": rec.id, "record": record_to_row(rec)}, ensure_ascii=False) + "\n"
+    return removed_row_line(record_to_row(rec), reason, detail)
+
+
+def removed_row_line(row: dict, reason: str, detail=None) -> str:
+    """:func:`removed_line` of a record's pool row (``record_to_row``)."""
+    return json.dumps({"reason": reason, "detail": detail, "id": row["id"], "record": row}, ensure_ascii=False) + "\n"
 
 
 # -- near duplicates: datasketch's MinHash, computed for many shingles at once ---------------------------
@@ -446,7 +451,9 @@ def _permuted(hv, scheme: str, a, b):
     """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (n, num_perm)."""
     with np.errstate(over="ignore"):
         if scheme == "affine32":
-            return _fmix32(hv.astype(np.uint32))[:, None] * a + b  # wraps mod 2**32
+            x = np.multiply(_fmix32(hv.astype(np.uint32))[:, None], a)  # wraps mod 2**32
+            x += b
+            return x
         x = hv.astype(np.uint64)[:, None] * a + b  # wraps mod 2**64, as datasketch's uint64 arithmetic does
     x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
     x -= _MERSENNE * (x >= _MERSENNE)
@@ -691,7 +698,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         source = dict(zip(todo, contaminated))
         clean = [k for k in todo if not source[k]]
         near_of = dict(zip(clean, near.decide(*keys, [batch.ids[k] for k in clean]))) if near is not None else {}
-        kept_rows = []
+        kept_rows, lines = [], []  # lines: (item, reason, detail) removed, in order
         k = -1
         for item, reason, detail in batch.items:
             if reason is None:
@@ -705,12 +712,13 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
                     reason, detail = "near_duplicate", near_of[k]
             if reason is not None:
                 counts[reason] += 1
-                removed.write(removed_line(batch.record(item), reason, detail))
+                lines.append((item, reason, detail))
             elif isinstance(item, int):
                 kept_rows.append(item)
             else:
                 writer.write(item)
             counts["kept"] += reason is None
+        removed.writelines(batch.removed_lines(lines))
         if kept_rows:
             writer.write_table(batch.rows.take(pa.array(kept_rows, pa.int64())))
 

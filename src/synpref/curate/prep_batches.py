@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..schema import Record, expand_to_pairs
+from ..schema import expand_to_pairs
 from ..store.pool import RECORD_SCHEMA, pool_files, record_to_row, row_to_record
 
 
@@ -32,8 +32,14 @@ class PairBatch:
     segments: tuple | None = None  # (strings, text of each, texts) of every pair, in ids order
     read: int = 0
 
-    def record(self, item) -> Record:
-        return row_to_record(self.rows.slice(item, 1).to_pylist()[0]) if isinstance(item, int) else item
+    def removed_lines(self, removed: list) -> list[str]:
+        """The removed.jsonl lines of (item, reason, detail) in order (a trusted row is its record's row as it is)."""
+        from .prep import removed_line, removed_row_line
+
+        at = [item for item, _, _ in removed if isinstance(item, int)]
+        rows = iter(self.rows.take(pa.array(at, pa.int64())).to_pylist() if at else [])
+        return [removed_row_line(next(rows), reason, detail) if isinstance(item, int) else removed_line(item, reason, detail)
+                for item, reason, detail in removed]
 
     def texts(self, which) -> tuple:
         """The segments (strings, text of each, number of texts) of the pairs ``which`` (ascending pair numbers)."""
