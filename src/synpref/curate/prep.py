@@ -35,11 +35,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
-from ..schema import Record, expand_to_pairs
-from ..store.pool import PoolWriter, pool_files, read_pool, record_to_row
+from ..schema import Record
+from ..store.pool import PoolWriter, pool_files, record_to_row
+from .prep_batches import pair_batches
+from .tokens import tokens_of_lists, tokenize
 from .util import atomic_write_json
 
 _WORD = re.compile(r"\w+")
@@ -121,6 +124,7 @@ def read_prompt_file(path) -> list[str]:
 # -- word n-gram matching (deterministic: the same in every process) -----------------------------------
 _KEY_SEED = 0x5EED13  # fixed: a Decontaminator's keys are the same in the driver and in every Ray worker
 _MAX_WINDOW = 64
+_PREFIX = 4  # words: every table entry is at least this long (or n is shorter)
 
 
 class _Windows:
@@ -213,6 +217,25 @@ class _WindowTable:
         return entry
 
 
+class _KeySet:
+    """Sorted unique 64-bit keys, with a flag per value of their top bits (most misses cost one lookup)."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.bits = max(10, min(30, int(len(keys) * 16).bit_length()))
+        self.filter = np.zeros(1 << self.bits, dtype=bool)
+        self.filter[keys >> np.uint64(64 - self.bits)] = True
+
+    def has(self, keys):
+        """For each key, whether it is in the set."""
+        out = self.filter[keys >> np.uint64(64 - self.bits)]
+        maybe = np.flatnonzero(out)
+        if len(self.keys) and len(maybe):
+            at = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+            out[maybe] = self.keys[at] == keys[maybe]
+        return out
+
+
 class Decontaminator:
     """Benchmark n-grams (and whole short prompts) -> the benchmark they come from.
 
@@ -245,20 +268,26 @@ class Decontaminator:
         self.coef = np.random.default_rng(_KEY_SEED).integers(0, 2**63, size=_MAX_WINDOW, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self.tables: dict[int, _WindowTable] = {}  # n: the n-grams; -L: the whole short prompts of L words
         self.bench_ids = {}
+        self.prefix_length = min(_PREFIX, n)
+        prefixes = []  # the keys of every table entry's first prefix_length words
         for which, (ids, srcs) in seqs.items():
             win = _Windows.of_ids(ids, self.coef)
             self.bench_ids[which] = win.ids
             source_of_text = np.asarray(srcs, dtype=np.int64)
+            prefix = win.grow(self.prefix_length).copy()
             if which == "long":
                 win.grow(n)
                 if ids:
                     self.tables[n] = _WindowTable(win, win.whole(), source_of_text, n)
+                    prefixes.append(prefix[self.tables[n].pos])
                 continue
             lengths = np.diff(win.starts) - 1
+            prefixes.append(prefix[win.starts[:-1]])
             for L in sorted(set(lengths.tolist())):
                 win.grow(L)
                 self.tables[-L] = _WindowTable(win, win.starts[:-1][lengths == L], source_of_text, L)
         self.short_lengths = sorted(-k for k in self.tables if k < 0)
+        self.prefixes = _KeySet(np.unique(np.concatenate(prefixes))) if prefixes else _KeySet(np.zeros(0, np.uint64))
 
     def __getstate__(self):
         return {**self.__dict__, "_vocab_array": None}
@@ -266,43 +295,59 @@ class Decontaminator:
     def match(self, text: str) -> str | None:
         return self.match_tokens([words(text)])[0]
 
-    def word_ids(self, token_lists: list[list[str]]):
-        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array."""
+    def word_ids(self, tokens, counts):
+        """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array
+        (``tokens``, ``counts``: :func:`synpref.curate.tokens.tokenize`'s result)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if self._vocab_array is None:
-            self._vocab_array = pa.array(list(self.vocab), pa.string())  # in id order: index + 1 is the id
-        flat = []
-        for toks in token_lists:
-            flat += toks
-            flat.append("\0")  # a separator: \0 is never a word (not \w)
-        found = pc.index_in(pa.array(flat, pa.string()), value_set=self._vocab_array)
-        return (pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1).astype(np.int32)
+            self._vocab_array = pa.array(list(self.vocab), pa.large_string())  # in id order: index + 1 is the id
+        found = pc.index_in(tokens.cast(pa.large_string()), value_set=self._vocab_array)
+        out = np.zeros(len(tokens) + len(counts), dtype=np.int32)
+        out[np.arange(len(tokens)) + np.repeat(np.arange(len(counts)), counts)] = pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1
+        return out
 
     def match_many(self, texts: list[str]) -> list[str | None]:
         return self.match_tokens([words(t) for t in texts])
 
     def match_tokens(self, token_lists: list[list[str]]) -> list[str | None]:
         """For each text's words (:func:`words`), the benchmark it is contaminated by, or None."""
-        out: list[str | None] = [None] * len(token_lists)
-        if not token_lists or not self.tables:
+        return self.match_words(*tokens_of_lists(token_lists))
+
+    def match_words(self, tokens, counts) -> list[str | None]:
+        """:meth:`match_tokens` of texts' words as :func:`synpref.curate.tokens.tokenize` gives them."""
+        out: list[str | None] = [None] * len(counts)
+        if not len(counts) or not self.tables:
             return out
-        win = _Windows(self.word_ids(token_lists), np.fromiter((len(t) + 1 for t in token_lists), np.int64, len(token_lists)), self.coef)
-        short = np.full(len(token_lists), -1, dtype=np.int64)  # the short prompt's source, shortest first
-        long = np.full(len(token_lists), -1, dtype=np.int64)  # the first n-gram's source
-        for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
-            table = self.tables.get(key)
-            if table is None:
-                continue
-            win.grow(table.length)
-            cand = win.whole()
-            if key < 0:
-                cand = cand[short[win.text[cand]] < 0]
-            entry = table.lookup(win.keys[cand], cand, win.ids, self.bench_ids["long" if key > 0 else "short"])
-            found = entry >= 0
-            texts, first = np.unique(win.text[cand[found]], return_index=True)  # windows ascend: each text's first
-            (long if key > 0 else short)[texts] = table.source[entry[found][first]]
+        win = _Windows(self.word_ids(tokens, counts), np.asarray(counts, dtype=np.int64) + 1, self.coef)
+        short = np.full(len(counts), -1, dtype=np.int64)  # the short prompt's source, shortest first
+        long = np.full(len(counts), -1, dtype=np.int64)  # the first n-gram's source
+        # only windows whose first words begin some table entry can match: their keys grow from there
+        win.grow(self.prefix_length)
+        at = win.whole()
+        at = at[self.prefixes.has(win.keys[at])]
+        keys = win.keys[at]
+        ids = np.concatenate([win.ids, np.zeros(_MAX_WINDOW, dtype=win.ids.dtype)])
+        size, grown = len(win.ids), self.prefix_length
+        with np.errstate(over="ignore"):
+            for key in [-L for L in self.short_lengths] + [self.n]:  # ascending lengths: the keys only grow
+                table = self.tables.get(key)
+                if table is None:
+                    continue
+                while grown < table.length:
+                    keys = keys + ids[at + grown].astype(np.uint64) * self.coef[grown]
+                    grown += 1
+                L = table.length
+                whole = (at + L <= size) & (win.zeros[np.minimum(at + L, size)] == win.zeros[at])
+                cand, cand_keys = at[whole], keys[whole]
+                if key < 0:
+                    todo = short[win.text[cand]] < 0
+                    cand, cand_keys = cand[todo], cand_keys[todo]
+                entry = table.lookup(cand_keys, cand, win.ids, self.bench_ids["long" if key > 0 else "short"])
+                found = entry >= 0
+                texts, first = np.unique(win.text[cand[found]], return_index=True)  # windows ascend: each text's first
+                (long if key > 0 else short)[texts] = table.source[entry[found][first]]
         for t in np.flatnonzero((long >= 0) | (short >= 0)).tolist():
             out[t] = self.names[int(long[t] if long[t] >= 0 else short[t])]
         return out
@@ -319,7 +364,12 @@ def has_empty_response(rec: Record) -> bool:
 
 def removed_line(rec: Record, reason: str, detail=None) -> str:
     """One line of ``removed.jsonl``: the reason, its detail, the id and the whole record."""
-    return json.dumps({"reason": reason, "detail": detail, "id": rec.id, "record": record_to_row(rec)}, ensure_ascii=False) + "\n"
+    return removed_row_line(record_to_row(rec), reason, detail)
+
+
+def removed_row_line(row: dict, reason: str, detail=None) -> str:
+    """:func:`removed_line` of a record's pool row (``record_to_row``)."""
+    return json.dumps({"reason": reason, "detail": detail, "id": row["id"], "record": row}, ensure_ascii=False) + "\n"
 
 
 # -- near duplicates: datasketch's MinHash, computed for many shingles at once ---------------------------
@@ -354,17 +404,39 @@ except ImportError:  # pragma: no cover
     _sha1 = hashlib.sha1
 
 
-def shingle_hashes(toks: list[str]):
-    """datasketch's ``sha1_hash32`` of each shingle (:func:`shingles`): the first 4 bytes of its
-    SHA-1, little-endian. The shingles are slices of the text's words joined once."""
-    if len(toks) <= SHINGLE:
-        return np.frombuffer(_sha1(" ".join(toks).encode()).digest()[:4], dtype="<u4")
-    text = " ".join(toks).encode()
-    ends = list(itertools.accumulate([len(t) + 1 for t in toks] if len(text) == sum(map(len, toks)) + len(toks) - 1
-                                     else [len(t.encode()) + 1 for t in toks]))  # byte offset after each word's space
-    starts = [0, *ends[: -SHINGLE]]
-    digests = b"".join([_sha1(text[a : b - 1]).digest() for a, b in zip(starts, ends[SHINGLE - 1 :])])
-    return np.frombuffer(digests, dtype="<u4")[::5]  # a digest is 20 bytes: five 32-bit words, the first kept
+def shingle_hashes(tokens, counts):
+    """(hashes, text of each): datasketch's ``sha1_hash32`` of every shingle (:func:`shingles`) of
+    every text (the first 4 bytes of its SHA-1, little-endian), texts in order. The shingles are
+    slices of one buffer holding every token followed by a space."""
+    tokens = tokens.cast(pa.large_string())
+    counts = np.asarray(counts, dtype=np.int64)
+    _, off_buf, data_buf = tokens.buffers()
+    off = np.frombuffer(off_buf, dtype=np.int64)[tokens.offset : tokens.offset + len(tokens) + 1] if len(tokens) else np.zeros(1, np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[off[0] : off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+    off = off - off[0]
+    lens = np.diff(off)
+    buf = np.full(len(data) + len(tokens), 32, dtype=np.uint8)
+    buf[np.arange(len(data)) + np.repeat(np.arange(len(tokens)), lens)] = data
+    start = off[:-1] + np.arange(len(tokens))  # of each token in buf
+    end = start + lens
+    first = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    text_of = np.repeat(np.arange(len(counts)), counts)
+    long = counts > SHINGLE
+    # a text of more than 5 words: one shingle per window; else one of all its words (b"" for none)
+    in_window = long[text_of] & (np.arange(len(tokens)) - first[text_of] <= counts[text_of] - SHINGLE)
+    w = np.flatnonzero(in_window)
+    short = np.flatnonzero(~long)
+    has = counts[short] > 0
+    s_a = np.where(has, start[np.minimum(first[short], len(tokens) - 1)] if len(tokens) else 0, 0)
+    s_b = np.where(has, end[np.maximum(first[short + 1] - 1, 0)] if len(tokens) else 0, 0)
+    a = np.concatenate([start[w], s_a])
+    b = np.concatenate([end[w + SHINGLE - 1], s_b])
+    texts = np.concatenate([text_of[w], short])
+    order = np.argsort(texts, kind="stable")
+    raw = buf.tobytes()
+    digests = b"".join([_sha1(raw[i:j]).digest() for i, j in zip(a[order].tolist(), b[order].tolist())])
+    return np.frombuffer(digests, dtype="<u4")[::5], texts[order]  # a digest is 20 bytes: five 32-bit words, the first kept
 
 
 def _fmix32(h):
@@ -379,25 +451,26 @@ def _permuted(hv, scheme: str, a, b):
     """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (n, num_perm)."""
     with np.errstate(over="ignore"):
         if scheme == "affine32":
-            return _fmix32(hv.astype(np.uint32))[:, None] * a + b  # wraps mod 2**32
+            x = np.multiply(_fmix32(hv.astype(np.uint32))[:, None], a)  # wraps mod 2**32
+            x += b
+            return x
         x = hv.astype(np.uint64)[:, None] * a + b  # wraps mod 2**64, as datasketch's uint64 arithmetic does
     x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
     x -= _MERSENNE * (x >= _MERSENNE)
     return x & _MAX_HASH
 
 
-def minhash_signatures(token_lists: list[list[str]], num_perm: int, *, chunk: int = 1 << 15):
-    """(texts, num_perm): for each text's words exactly the ``hashvalues`` of datasketch's
+def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
+    """(texts, num_perm): for each text's words (a list of word lists, or (tokens, counts) as
+    :func:`synpref.curate.tokens.tokenize` gives them) exactly the ``hashvalues`` of datasketch's
     ``MinHash(num_perm)`` updated with its shingles (its default scheme and dtype), many at once."""
     scheme, a, b = _scheme(num_perm)
     dtype = np.uint32 if scheme == "affine32" else np.uint64
-    out = np.full((len(token_lists), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
-    if not token_lists:
+    tokens, counts = token_lists if isinstance(token_lists, tuple) else tokens_of_lists(token_lists)
+    out = np.full((len(counts), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
+    if not len(counts):
         return out
-    per_text = [shingle_hashes(t) for t in token_lists]
-    counts = np.fromiter((len(h) for h in per_text), dtype=np.int64, count=len(per_text))
-    hv = np.concatenate(per_text)
-    text_of = np.repeat(np.arange(len(token_lists)), counts)
+    hv, text_of = shingle_hashes(tokens, counts)
     for s in range(0, len(hv), chunk):  # bounded temporaries: chunk x num_perm
         x = _permuted(hv[s : s + chunk], scheme, a, b)
         t = text_of[s : s + chunk]
@@ -553,15 +626,19 @@ class _Features:
         if ranges is not None:
             _scheme(num_perm)  # datasketch's parameters, computed once here (and cached for a worker)
 
-    def __call__(self, texts: list[str]):
+    def __call__(self, segments):
+        """``segments``: (strings, the text of each, number of texts), as :func:`tokenize` reads them."""
+        n = segments[2]
         if self.deco is None and self.ranges is None:
-            return [None] * len(texts), None
-        toks = [words(t) for t in texts]
-        contaminated = self.deco.match_tokens(toks) if self.deco is not None else [None] * len(texts)
+            return [None] * n, None
+        tokens, counts = tokenize(*segments)
+        contaminated = self.deco.match_words(tokens, counts) if self.deco is not None else [None] * n
         if self.ranges is None:
             return contaminated, None
-        clean = [t for t, c in zip(toks, contaminated) if not c]  # a contaminated pair never enters the index
-        return contaminated, pair_band_keys(clean, self.ranges, self.num_perm)
+        clean = np.array([not c for c in contaminated], dtype=bool)  # a contaminated pair never enters the index
+        if not clean.all():
+            tokens, counts = tokens.filter(pa.array(np.repeat(clean, counts))), counts[clean]
+        return contaminated, pair_band_keys((tokens, counts), self.ranges, self.num_perm)
 
 
 _WORKER_FEATURES: _Features | None = None
@@ -603,58 +680,53 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         bar = tqdm(total=count_pool(pool), unit="record", desc="prep", mininterval=1.0)
     pending: collections.deque = collections.deque()  # batches whose features are being computed, in pool order
 
-    def drop(rec: Record, reason: str, detail=None):
-        counts[reason] += 1
-        removed.write(removed_line(rec, reason, detail))
-
-    def submit(batch: list[Record]):
-        ids = [r.id for r in batch]
-        fresh = seen.add_batch(ids)
-        texts = [pair_full_text(r) for r, new in zip(batch, fresh) if new]
+    def submit(batch):
+        fresh = seen.add_batch(batch.ids)
+        segments = batch.texts([k for k, new in enumerate(fresh) if new])
         if executor is None:
-            done = features(texts)
-            pending.append((batch, ids, fresh, lambda: done))
+            done = features(segments)
+            pending.append((batch, fresh, lambda: done))
         else:
-            pending.append((batch, ids, fresh, executor.submit(_worker_features, texts).result))
+            pending.append((batch, fresh, executor.submit(_worker_features, segments).result))
         while len(pending) > 2 * workers:
             finish(*pending.popleft())
 
-    def finish(batch, ids, fresh, result):
+    def finish(batch, fresh, result):
+        """The batch's decisions, written in pool order."""
         contaminated, keys = result()
-        todo = [j for j, new in enumerate(fresh) if new]
+        todo = [k for k, new in enumerate(fresh) if new]
         source = dict(zip(todo, contaminated))
-        clean = [j for j in todo if not source[j]]
-        near_of = dict(zip(clean, near.decide(*keys, [ids[j] for j in clean]))) if near is not None else {}
-        for j, rec in enumerate(batch):
-            if not fresh[j]:
-                drop(rec, "duplicate")
-            elif source[j]:
-                contaminated_by[source[j]] += 1
-                drop(rec, "contaminated", source[j])
-            elif near_of.get(j):
-                drop(rec, "near_duplicate", near_of[j])
+        clean = [k for k in todo if not source[k]]
+        near_of = dict(zip(clean, near.decide(*keys, [batch.ids[k] for k in clean]))) if near is not None else {}
+        kept_rows, lines = [], []  # lines: (item, reason, detail) removed, in order
+        k = -1
+        for item, reason, detail in batch.items:
+            if reason is None:
+                k += 1
+                if not fresh[k]:
+                    reason = "duplicate"
+                elif source[k]:
+                    reason, detail = "contaminated", source[k]
+                    contaminated_by[detail] += 1
+                elif near_of.get(k):
+                    reason, detail = "near_duplicate", near_of[k]
+            if reason is not None:
+                counts[reason] += 1
+                lines.append((item, reason, detail))
+            elif isinstance(item, int):
+                kept_rows.append(item)
             else:
-                writer.write(rec)
-                counts["kept"] += 1
+                writer.write(item)
+            counts["kept"] += reason is None
+        removed.writelines(batch.removed_lines(lines))
+        if kept_rows:
+            writer.write_table(batch.rows.take(pa.array(kept_rows, pa.int64())))
 
-    batch: list[Record] = []
     try:
-        for src in read_pool(pool):
-            counts["read"] += 1
+        for batch in pair_batches(pool, BATCH):
+            counts["read"] += batch.read
             if bar is not None:
-                bar.update(1)
-            if src.kind == "tie":
-                drop(src, "not_a_pair", "tie")
-                continue
-            for rec in expand_to_pairs(src):
-                if has_empty_response(rec):
-                    drop(rec, "empty_response")
-                    continue
-                batch.append(rec)
-                if len(batch) >= BATCH:
-                    submit(batch)
-                    batch = []
-        if batch:
+                bar.update(batch.read)
             submit(batch)
         while pending:
             finish(*pending.popleft())

@@ -116,6 +116,8 @@ class PoolWriter:
         self.row_group_size = row_group_size
         self.rows_per_shard = rows_per_shard
         self._buffer: list[dict] = []
+        self._tables: list[pa.Table] = []  # rows given as tables (write_table), before those of _buffer
+        self._table_rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_shard = 0
         self._done = False
@@ -123,7 +125,18 @@ class PoolWriter:
 
     def write(self, rec: Record) -> None:
         self._buffer.append(record_to_row(rec))
-        if len(self._buffer) >= self.row_group_size:
+        if self._table_rows + len(self._buffer) >= self.row_group_size:
+            self._flush()
+
+    def write_table(self, table: pa.Table | pa.RecordBatch) -> None:
+        """Append rows of the pool schema as they are (the same shards as :meth:`write` of their records)."""
+        if self._buffer:
+            self._tables.append(pa.Table.from_pylist(self._buffer, schema=RECORD_SCHEMA))
+            self._buffer = []
+        table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+        self._tables.append(table.cast(RECORD_SCHEMA))
+        self._table_rows += table.num_rows
+        while self._table_rows >= self.row_group_size:
             self._flush()
 
     def write_all(self, records: Iterable[Record]) -> None:
@@ -131,15 +144,23 @@ class PoolWriter:
             self.write(rec)
 
     def _flush(self) -> None:
-        if not self._buffer:
+        """Write one row group: the first row_group_size rows held (or all, when fewer)."""
+        if self._buffer:
+            self._tables.append(pa.Table.from_pylist(self._buffer, schema=RECORD_SCHEMA))
+            self._table_rows += len(self._buffer)
+            self._buffer = []
+        if not self._table_rows:
             return
+        held = self._tables[0] if len(self._tables) == 1 else pa.concat_tables(self._tables)
+        group = held.slice(0, self.row_group_size).combine_chunks()
+        rest = held.slice(group.num_rows)
+        self._tables, self._table_rows = ([rest] if rest.num_rows else []), rest.num_rows
         if self._writer is None:
             path = self.staging / f"part-{self._shard:05d}.parquet"
             self._writer = pq.ParquetWriter(path, RECORD_SCHEMA, compression="zstd")
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=RECORD_SCHEMA))
-        self._rows_in_shard += len(self._buffer)
-        self.written += len(self._buffer)
-        self._buffer = []
+        self._writer.write_table(group)
+        self._rows_in_shard += group.num_rows
+        self.written += group.num_rows
         if self._rows_in_shard >= self.rows_per_shard:
             self._writer.close()
             self._writer = None
@@ -150,7 +171,8 @@ class PoolWriter:
         """Flush the last row group and move everything staged into the pool directory."""
         if self._done:
             return
-        self._flush()
+        while self._buffer or self._table_rows:
+            self._flush()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
