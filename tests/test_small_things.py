@@ -22,6 +22,34 @@ def test_ingest_progress_ends_with_the_rows_read(tmp_path):
     assert final.startswith("a.jsonl: 500 rows"), result.stderr
 
 
+def test_progress_off_a_terminal_is_lines_with_counts(monkeypatch):
+    import io
+
+    from synpref import progress as progress_module
+
+    clock = iter([0.0, 10.0, 31.0, 45.0, 70.0])
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    bar = progress_module.ProgressLines(total=300, desc="prep", unit="record", stream=out)
+    for _ in range(3):
+        bar.update(100)  # at 10 s (no line), 31 s (a line), 45 s (none: 14 s after it)
+    bar.close()  # at 70 s: the final line
+    assert out.getvalue().splitlines() == ["prep: 200/300 record (31 s, 6/s)", "prep: 300/300 record (70 s, 4/s)"]
+
+
+def test_curate_prep_shows_progress_in_a_log(tmp_path):
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"yes {i}", "rejected": f"no {i}"}) + "\n" for i in range(50)))
+    assert CliRunner().invoke(main, ["ingest", str(src), "-o", str(tmp_path / "pool")]).exit_code == 0
+    (tmp_path / "bench").mkdir()
+    result = CliRunner().invoke(main, ["curate", "prep", str(tmp_path / "pool"), "-o", str(tmp_path / "prepped"),
+                                       "--data-dir", str(tmp_path / "bench")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert "prep: reading the benchmark prompts to decontaminate against" in lines
+    assert any(line.startswith("prep: 50/50 record (") for line in lines), result.stderr
+
+
 class _Lines(logging.Handler):
     def __init__(self):
         super().__init__()

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tqdm import tqdm
+from .progress import progress
 
 from . import callable_module
 from .errors import InputNotFoundError, UserValueError
@@ -260,7 +260,7 @@ class _Run:
     def ingest_file(self, path: Path, name: str | None, reader: Reader | None) -> None:
         source = str(path)
         counts = self.per_source.setdefault(source, _Counts(format=name))
-        rows = tqdm(iter_rows(path), desc=path.name[:40], unit=" rows", disable=None if self.progress else True)  # None: off when stderr is no terminal; kept: its final count
+        rows = progress(iter_rows(path), desc=path.name[:40], unit=" rows", enabled=self.progress)  # lines when stderr is no terminal
         read = RowCount()
         for out in records_from_rows(rows, reader, source=source, max_field_chars=self.max_field_chars, count=read):
             if isinstance(out, Rejection):
@@ -270,8 +270,6 @@ class _Run:
         self._bump(counts, "read_rows", read.rows)
         self.flush()
         rows.close()
-        if self.progress and rows.disable:  # no terminal for a bar (a log file, a pipe): one line per file instead
-            print(f"{path.name[:40]}: {read.rows} rows", file=sys.stderr, flush=True)
 
 
 def ingest(

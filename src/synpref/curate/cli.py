@@ -39,7 +39,7 @@ def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near
     cluster = click.get_current_context().with_resource(engine_session(engine))  # None: prep in this process
     rep = prep(pool, out, data_dir=data_dir, extra_prompts=extra, decontaminate=not no_decontaminate, ngram=ngram,
                near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite, engine=cluster,
-               workers=workers, progress=sys.stderr.isatty())
+               workers=workers, progress=True)
     keys = ("read", "kept", "removed", "contaminated_by", "benchmarks_checked", "benchmarks_not_checked", "removed_file")
     click.echo(json.dumps({k: rep[k] for k in keys}, indent=2))
     if no_decontaminate:

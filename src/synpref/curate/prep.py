@@ -31,6 +31,8 @@ import itertools
 import json
 import os
 import re
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -673,11 +675,9 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
     seen = _SeenIds(out_dir)
     writer = PoolWriter(out_dir)
     removed = open(out_dir / REMOVED, "w", encoding="utf-8")
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
-        bar = tqdm(total=count_pool(pool), unit="record", desc="prep", mininterval=1.0)
+    bar = progress_bar(total=count_pool(pool), desc="prep", unit="record", enabled=progress)
     pending: collections.deque = collections.deque()  # batches whose features are being computed, in pool order
 
     def submit(batch):
@@ -725,8 +725,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
     try:
         for batch in pair_batches(pool, BATCH):
             counts["read"] += batch.read
-            if bar is not None:
-                bar.update(batch.read)
+            bar.update(batch.read)
             submit(batch)
         while pending:
             finish(*pending.popleft())
@@ -736,8 +735,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         writer.close()
         removed.close()
         seen.close()
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts=(), decontaminate: bool = True,
@@ -764,11 +762,17 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     deco = None
     sources, checked, unchecked = {}, {}, {}
     if decontaminate:
+        started = time.monotonic()
+        if progress:
+            print("prep: reading the benchmark prompts to decontaminate against", file=sys.stderr, flush=True)
         prompts, checked, unchecked = gather_benchmark_prompts(data_dir, benches)
         for f in extra_prompts:
             prompts[f"file:{Path(f).name}"] = read_prompt_file(f)
         deco = Decontaminator(prompts, ngram)
         sources = deco.counts
+        if progress:
+            print(f"prep: {sum(len(v) for v in prompts.values()):,} prompts of {len(prompts)} sources indexed "
+                  f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
     counts = Counter()
     contaminated_by = Counter()
     if engine is None:
