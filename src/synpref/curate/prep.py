@@ -449,13 +449,14 @@ def _fmix32(h):
 
 
 def _permuted(hv, scheme: str, a, b):
-    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (n, num_perm)."""
+    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (num_perm, n): a
+    permutation's values lie in one row, so the minimum per text is a contiguous reduction."""
     with np.errstate(over="ignore"):
         if scheme == "affine32":
-            x = np.multiply(_fmix32(hv.astype(np.uint32))[:, None], a)  # wraps mod 2**32
-            x += b
+            x = np.multiply(_fmix32(hv.astype(np.uint32))[None, :], a.T)  # wraps mod 2**32
+            x += b.T
             return x
-        x = hv.astype(np.uint64)[:, None] * a + b  # wraps mod 2**64, as datasketch's uint64 arithmetic does
+        x = hv.astype(np.uint64)[None, :] * a.T + b.T  # wraps mod 2**64, as datasketch's uint64 arithmetic does
     x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
     x -= _MERSENNE * (x >= _MERSENNE)
     return x & _MAX_HASH
@@ -472,11 +473,11 @@ def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
     if not len(counts):
         return out
     hv, text_of = shingle_hashes(tokens, counts)
-    for s in range(0, len(hv), chunk):  # bounded temporaries: chunk x num_perm
+    for s in range(0, len(hv), chunk):  # bounded temporaries: num_perm x chunk
         x = _permuted(hv[s : s + chunk], scheme, a, b)
         t = text_of[s : s + chunk]
         cut = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=0))
+        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=1).T)
     return out
 
 
