@@ -46,7 +46,7 @@ from ..schema import Record
 from ..store.pool import PoolWriter, pool_files, record_to_row
 from .prep_batches import pair_batches
 from .tokens import tokens_of_lists, tokenize
-from .util import atomic_write_json
+from .util import atomic_write_json, atomic_write_text
 
 _WORD = re.compile(r"\w+")
 REMOVED = "removed.jsonl"
@@ -86,14 +86,42 @@ def gather_benchmark_prompts(data_dir=None, benches=BENCHMARK_ORDER) -> tuple[di
     return prompts, checked, unchecked
 
 
+PROMPTS_CACHE = "prep-prompts"  # under synpref.cache.cache_dir()
+_PROMPTS_CACHE_VERSION = 1  # raise when the prompts read from a folder change
+
+
+def _folder_fingerprint(name: str, folder: Path) -> str:
+    """A hash of the benchmark's name, its folder and every file under it (path, size, mtime)."""
+    from .. import __version__
+
+    h = hashlib.sha256(f"{_PROMPTS_CACHE_VERSION}\0{__version__}\0{name}\0{folder}".encode())
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"\0{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
 @functools.lru_cache(maxsize=32)
 def _folder_prompts(name: str, folder: str) -> tuple[str, ...]:
-    """The distinct first-turn prompts of benchmark ``name`` read from ``folder`` (read once per process)."""
+    """The distinct first-turn prompts of benchmark ``name`` read from ``folder``: read once per
+    process, and kept in the user cache (:data:`PROMPTS_CACHE`) until a file under the folder changes."""
+    from ..cache import cache_dir
     from ..evaluate.loading import load_benchmark
 
+    cached = cache_dir() / PROMPTS_CACHE / f"{name}-{_folder_fingerprint(name, Path(folder))}.json"
+    try:
+        return tuple(json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # absent or unreadable: read the benchmark
+        pass
     lb = load_benchmark(name, {name: folder}, use_hub=False)
     firsts = (next((m.content for m in it.context if m.role == "user"), None) for it in lb.items)
-    return tuple(dict.fromkeys(p for p in firsts if p))
+    found = tuple(dict.fromkeys(p for p in firsts if p))
+    try:
+        atomic_write_text(cached, json.dumps(found, ensure_ascii=False))
+    except (OSError, UnicodeError):  # a cache that cannot be written only costs the next process a read
+        pass
+    return found
 
 
 def read_prompt_file(path) -> list[str]:
