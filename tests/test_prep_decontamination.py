@@ -61,3 +61,38 @@ def test_default_data_dirs(tmp_path, monkeypatch):
     assert [str(d) for d in default_data_dirs()] == ["data"]  # ../shared/data does not exist here
     monkeypatch.setenv("SYNPREF_DATA_DIR", f"{tmp_path}/a:{tmp_path}")
     assert default_data_dirs() == [tmp_path]
+
+
+def test_benchmark_prompts_are_cached_until_a_benchmark_file_changes(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import synpref.evaluate.loading as loading
+    from synpref.curate.prep import PROMPTS_CACHE, _folder_prompts, gather_benchmark_prompts
+
+    monkeypatch.setenv("SYNPREF_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "data" / "rewardbench"
+    folder.mkdir(parents=True)
+    (folder / "prompts.txt").write_text("how do I sort a list of numbers in python quickly\n")
+    reads = []
+
+    def fake_load(name, folders, use_hub):
+        reads.append(name)
+        lines = (Path(folders[name]) / "prompts.txt").read_text().splitlines()
+        return SimpleNamespace(items=[SimpleNamespace(context=[SimpleNamespace(role="user", content=t)]) for t in lines])
+
+    monkeypatch.setattr(loading, "load_benchmark", fake_load)
+    _folder_prompts.cache_clear()  # a new process, as far as the in-memory cache goes
+    first = gather_benchmark_prompts(tmp_path / "data", ("rewardbench",))[0]
+    assert first == {"rewardbench": ["how do I sort a list of numbers in python quickly"]} and reads == ["rewardbench"]
+    assert len(list((tmp_path / "cache" / PROMPTS_CACHE).glob("rewardbench-*.json"))) == 1
+    _folder_prompts.cache_clear()
+    assert gather_benchmark_prompts(tmp_path / "data", ("rewardbench",))[0] == first
+    assert reads == ["rewardbench"]  # the second read came from the cache
+    (folder / "prompts.txt").write_text("what is the capital city of france and why\n")
+    os.utime(folder / "prompts.txt", ns=(1, 1))  # a changed file (size and mtime)
+    _folder_prompts.cache_clear()
+    assert gather_benchmark_prompts(tmp_path / "data", ("rewardbench",))[0] == {"rewardbench": ["what is the capital city of france and why"]}
+    assert reads == ["rewardbench", "rewardbench"]
+    _folder_prompts.cache_clear()

