@@ -145,3 +145,15 @@ def test_report_draws_best_of_k_curves(tmp_path):
     assert "Best-of-K accuracy" in (tmp_path / "out" / "report.md").read_text()
     pytest.importorskip("matplotlib", reason="plots need matplotlib")
     assert 'alt="ppe-correctness best-of-K"' in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_benchmark_without_item_must_load_its_own_way():
+    from synpref.evaluate.registry import Benchmark
+
+    scoring = {"outcomes": lambda self, items: {}, "statistics": lambda self, out, strata, names: {}}
+    with pytest.raises(TypeError, match="defines no item"):
+        type("NoItem", (Benchmark,), dict(scoring))
+    with pytest.raises(TypeError, match="defines no item"):
+        type("NoItemHub", (Benchmark,), {**scoring, "load_local": lambda self, f, r: [], "hub": ("some/dataset", "test")})
+    own = type("OwnLoading", (Benchmark,), {**scoring, "load_local": lambda self, f, r: []})
+    assert own().load_local(None, []) == []

@@ -95,7 +95,7 @@ class RMScorer:
     def probs(self, records: list[Record], labels: list[str], encodings: PairEncodings | None = None,
               rows: list[int] | None = None) -> list[float]:
         """p(label) for each record and its label (``encodings``: the batch's, shared with its other RMs; ``rows``:
-        which of its records ``records`` are)."""
+        which of its records ``records`` are, all of them by default)."""
         if not records:
             return []
         if self._rm is None:
@@ -103,7 +103,9 @@ class RMScorer:
 
             self._rm = RewardModel.from_pretrained(self.model_dir, device=self.device)
         if encodings is None:
-            encodings, rows = PairEncodings(records), list(range(len(records)))
+            encodings = PairEncodings(records)
+        if rows is None:
+            rows = list(range(len(records)))
         flat = self._rm.score_encoded(encodings.of(self._rm, rows), max_batch_tokens=0)
         return [label_prob(r0, r1, lab) for lab, r0, r1 in zip(labels, flat[0::2], flat[1::2])]
 

@@ -25,6 +25,12 @@ from .items import EvalItem, ScoredItem
 
 
 class Benchmark(abc.ABC):
+    """A benchmark defines ``item(self, rec, **context) -> EvalItem | None``: the item of one record, None when
+    its protocol excludes it (PPE tie votes), ``FormatError`` naming the field for a record it cannot score.
+    The default loading (:meth:`load_local`, :meth:`load_hub`) goes through it; a benchmark that loads its
+    own way (overriding :meth:`load_local`, with no hub dataset) need not define it, which is checked when
+    the class is defined."""
+
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     hub: ClassVar[tuple | None] = None  # (dataset id, split or tuple of splits)
@@ -32,6 +38,12 @@ class Benchmark(abc.ABC):
     reader_options: ClassVar[dict] = {}
     # A rejected row makes a published benchmark incomplete; for a user's file it is a note.
     rejections_make_incomplete: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not hasattr(cls, "item") and (cls.load_local is Benchmark.load_local or cls.hub is not None):
+            raise TypeError(f"benchmark class {cls.__name__} defines no item(): define it, or override load_local "
+                            "and give no hub dataset")
 
     # -- loading ---------------------------------------------------------------
     def load_local(self, folder: Path, rejected: list[Rejection]) -> list[EvalItem]:
@@ -80,15 +92,6 @@ class Benchmark(abc.ABC):
             if item is not None:
                 out.append(item)
         return out
-
-    def item(self, rec: Record, **context) -> EvalItem | None:
-        """The item of one record, None when the benchmark's protocol excludes it (PPE tie votes).
-
-        Raise ``FormatError`` naming the field for a record the benchmark cannot score. The default
-        :meth:`load_local` and :meth:`items_from_rows` need it; a benchmark that loads its own way
-        (overriding both) need not define it.
-        """
-        raise NotImplementedError(f"benchmark {self.name!r} defines no item(): it must override load_local and items_from_rows")
 
     def missing_parts(self, items: list[EvalItem]) -> list[str]:
         """Subsets/domains of the published benchmark that ``items`` lack (names, with counts)."""

@@ -29,7 +29,7 @@ class ScoreWork:
             ids, records, labels = payload
             encodings = PairEncodings(records)  # encoded once for every RM that shares a tokenizer
             pc = current.probs(ids, records, labels, encodings)
-            pg = gold_rm.probs(records, labels, encodings, list(range(len(records))))
+            pg = gold_rm.probs(records, labels, encodings)
             return [{"pair_id": p, "label": lab, "p_current": a, "p_gold": b} for p, lab, a, b in zip(ids, labels, pc, pg)]
 
         return score
