@@ -1,7 +1,8 @@
 """The first implementation of prep's matching, kept as the reference the fast one is checked against.
 
 Slow and plain: one string per word n-gram looked up in a dict, a datasketch ``MinHash``
-fed one shingle at a time, datasketch's ``MinHashLSH``. :func:`clean_reference` runs the
+fed one shingle at a time (with synpref's shingle hash, written out byte by byte, and its
+permutations), datasketch's ``MinHashLSH``. :func:`clean_reference` runs the
 same streaming loop as :func:`synpref.curate.prep._clean_locally` did before it was
 vectorised and writes the same outputs (the pool's shards and ``removed.jsonl``), so
 ``tests/test_prep_golden.py`` can require byte-identical outputs and ``bench/prep_speed.py``
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from synpref.schema import Record, expand_to_pairs
 from synpref.store.pool import PoolWriter, read_pool
-from synpref.curate.prep import REMOVED, has_empty_response, pair_full_text, removed_line
+from synpref.curate.prep import (_LENGTH_KEY, _POLY_BASE, REMOVED, has_empty_response, minhash_permutations, pair_full_text,
+                                 removed_line)
 
 _WORD = re.compile(r"\w+")
 
@@ -57,11 +59,29 @@ class ReferenceDecontaminator:
         return None
 
 
+_M = 1 << 64
+
+
+def reference_shingle_hash(s: bytes) -> int:
+    """synpref's 32-bit hash of one shingle, one byte at a time: the polynomial sum(s[k] * B**k)
+    mod 2**64, plus the byte length times a constant, through splitmix64's finaliser; its top 32 bits."""
+    h, power = 0, 1
+    for c in s:
+        h = (h + c * power) % _M
+        power = power * _POLY_BASE % _M
+    z = (h + len(s) * _LENGTH_KEY) % _M
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % _M
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % _M
+    return (z ^ (z >> 31)) >> 32
+
+
 def reference_minhash(rec: Record, num_perm: int):
-    """datasketch's MinHash of the pair's word 5-gram shingles, one ``update`` per shingle."""
+    """datasketch's MinHash of the pair's word 5-gram shingles, one ``update`` per shingle, with
+    synpref's shingle hash and permutations (datasketch's ``affine32`` construction)."""
     from datasketch import MinHash
 
-    m = MinHash(num_perm=num_perm)
+    a, b = minhash_permutations(num_perm)
+    m = MinHash(num_perm=num_perm, hashfunc=reference_shingle_hash, permutations=(a.ravel(), b.ravel()), scheme="affine32")
     toks = words(pair_full_text(rec))
     for i in range(max(1, len(toks) - 4)):
         m.update(" ".join(toks[i : i + 5]).encode())

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from synpref.cli import main
-from synpref.curate.prep import Decontaminator, near_dup_index, pair_minhash, prep
+from synpref.curate.prep import Decontaminator, minhash_signatures, near_dup_index, pair_full_text, prep, words
 from synpref.engine import EngineError, EngineSettings
 from synpref.schema import make_pair
 from synpref.store.pool import PoolWriter
@@ -87,7 +87,7 @@ def test_near_duplicate_names_the_earliest_kept_pair(tmp_path):
     lsh = near_dup_index(threshold, perm)
 
     def bands(rec):
-        values = pair_minhash(rec, perm).hashvalues
+        values = minhash_signatures([words(pair_full_text(rec))], perm)[0]
         return {(i, values[s:e].tobytes()) for i, (s, e) in enumerate(lsh.hashranges)}
 
     records, expected = [], {}

@@ -1,6 +1,6 @@
 """Prep's fast matching gives exactly the outputs of the first, plain implementation
 (`tests/prep_reference.py`: a string per n-gram, datasketch's MinHash fed one shingle
-at a time, datasketch's MinHashLSH): the same kept pairs in the same order, the same removed
+at a time with synpref's shingle hash written out byte by byte, datasketch's MinHashLSH): the same kept pairs in the same order, the same removed
 pairs with the same reasons and details, the same counts, on a synthetic pool with planted
 benchmark n-grams and near duplicates, and on real pairs from the shared data."""
 
@@ -192,19 +192,39 @@ def test_worker_processes_give_the_same_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("num_perm", [16, 64, 128])
-def test_minhash_signatures_are_datasketchs(num_perm):
-    """Every text's signature equals datasketch's MinHash fed its shingles one at a time (0 to 40
-    words, ASCII and not, a batch cut into small chunks)."""
+def test_minhash_signatures_equal_the_plain_definition(num_perm):
+    """Every text's signature equals datasketch's MinHash fed its shingles one at a time with
+    synpref's shingle hash written out byte by byte, and its permutations (0 to 40 words, ASCII
+    and not, a batch cut into small chunks)."""
     from datasketch import MinHash
 
-    from synpref.curate.prep import minhash_signatures
+    from synpref.curate.prep import minhash_permutations, minhash_signatures
+    from prep_reference import reference_shingle_hash
 
     rng = random.Random(num_perm)
     vocab = ["a", "bb", "über", "naïve", "日本語", "x1", "_", "Ω"] + [f"w{i}" for i in range(40)]
     texts = [[rng.choice(vocab) for _ in range(rng.randint(0, 40))] for _ in range(120)]
     got = minhash_signatures(texts, num_perm, chunk=97)
+    a, b = minhash_permutations(num_perm)
     for toks, row in zip(texts, got):
-        m = MinHash(num_perm=num_perm)
+        m = MinHash(num_perm=num_perm, hashfunc=reference_shingle_hash, permutations=(a.ravel(), b.ravel()), scheme="affine32")
         for i in range(max(1, len(toks) - 4)):
             m.update(" ".join(toks[i : i + 5]).encode())
         assert row.dtype == m.hashvalues.dtype and row.tolist() == m.hashvalues.tolist()
+
+
+def test_minhash_scheme_is_pinned():
+    """The scheme's values do not change with datasketch's version, numpy's or the batch: these
+    hashes were computed by the plain definition when the scheme (synpref-1) was fixed; a change
+    here changes every near-duplicate decision and needs a new MINHASH_SCHEME name."""
+    from synpref.curate.prep import MINHASH_SCHEME, minhash_permutations
+    from prep_reference import reference_shingle_hash
+
+    assert MINHASH_SCHEME == "synpref-1"
+    assert [reference_shingle_hash(s) for s in (b"", b"a", b"the quick brown fox jumps", "über naïve 日本語 x1 _".encode())] == PINNED_HASHES
+    a, b = minhash_permutations(4)
+    assert (a.ravel().tolist(), b.ravel().tolist()) == PINNED_PERMUTATIONS
+
+
+PINNED_HASHES = [0, 1331538296, 737993246, 2395418204]
+PINNED_PERMUTATIONS = ([1885405041, 4262388093, 4110481329, 3698590723], [197090489, 2472732949, 2685560893, 796705366])

@@ -401,24 +401,36 @@ def removed_row_line(row: dict, reason: str, detail=None) -> str:
     return json.dumps({"reason": reason, "detail": detail, "id": row["id"], "record": row}, ensure_ascii=False) + "\n"
 
 
-# -- near duplicates: datasketch's MinHash, computed for many shingles at once ---------------------------
-_MERSENNE = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
+# -- near duplicates: synpref's own MinHash scheme, computed for many shingles at once ---------------------
 SHINGLE = 5  # words per shingle
+# The MinHash scheme is synpref's and pinned (it does not follow datasketch's version): a change to any
+# constant below changes every signature, so it gets a new name here and a line in docs/curation.md.
+MINHASH_SCHEME = "synpref-1"
+_POLY_BASE = 0x9FB21C651E98DF25  # odd, so invertible mod 2**64
+_POLY_INV = pow(_POLY_BASE, -1, 1 << 64)
+_LENGTH_KEY = 0x9E3779B97F4A7C15  # splitmix64's increment: the shingle's byte length enters its hash
+_PERM_SEED = 0x5EED0005
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(z):
+    """splitmix64's finaliser, on an array."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
 
 
 @functools.lru_cache(maxsize=8)
-def _scheme(num_perm: int):
-    """(scheme, a, b) of datasketch's ``MinHash(num_perm)``: its default permutation scheme (legacy
-    before datasketch 2.0, affine32 since) and its parameters, as (1, num_perm) rows."""
-    from datasketch import MinHash
-
-    m = MinHash(num_perm=num_perm)
-    scheme = getattr(m, "scheme", "legacy")
-    if scheme not in ("legacy", "affine32"):
-        raise ValueError(f"datasketch's MinHash scheme {scheme!r} is not one prep computes (legacy, affine32)")
-    a, b = m.permutations
-    return scheme, a[None, :].copy(), b[None, :].copy()
+def minhash_permutations(num_perm: int):
+    """(a, b): the parameters of the ``num_perm`` permutations, (1, num_perm) uint32 rows. They are
+    the outputs of splitmix64 seeded with ``_PERM_SEED`` (output ``2k + 1`` is
+    ``_mix(_PERM_SEED + (2k + 1) * _LENGTH_KEY)``), top 32 bits: ``a[k]`` from output ``2k + 1`` made
+    odd, ``b[k]`` from output ``2k + 2``."""
+    k = np.arange(1, 2 * num_perm + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        out = (_mix(np.uint64(_PERM_SEED) + k * np.uint64(_LENGTH_KEY)) >> np.uint64(32)).astype(np.uint32)
+    return (out[0::2] | np.uint32(1))[None, :], out[1::2][None, :]
 
 
 def shingles(toks: list[str]) -> list[bytes]:
@@ -427,16 +439,26 @@ def shingles(toks: list[str]) -> list[bytes]:
     return [" ".join(toks[i : i + SHINGLE]).encode() for i in range(max(1, len(toks) - SHINGLE + 1))]
 
 
-try:  # CPython's own SHA-1: the same digest as OpenSSL's, with less overhead per short input
-    from _sha1 import sha1 as _sha1
-except ImportError:  # pragma: no cover
-    _sha1 = hashlib.sha1
+_POWERS = [np.ones(1, np.uint64), np.ones(1, np.uint64)]  # B**k and B**-k mod 2**64, k < their length
+
+
+def _powers(n: int):
+    """(B**k, B**-k) mod 2**64 for k < n at least (grown by doubling, kept for the next batch)."""
+    if len(_POWERS[0]) < n:
+        size = max(n, 2 * len(_POWERS[0]))
+        for i, base in enumerate((_POLY_BASE, _POLY_INV)):
+            p = np.full(size, base, dtype=np.uint64)
+            p[0] = 1
+            _POWERS[i] = np.cumprod(p)  # integer products wrap: mod 2**64
+    return _POWERS[0], _POWERS[1]
 
 
 def shingle_hashes(tokens, counts):
-    """(hashes, text of each): datasketch's ``sha1_hash32`` of every shingle (:func:`shingles`) of
-    every text (the first 4 bytes of its SHA-1, little-endian), texts in order. The shingles are
-    slices of one buffer holding every token followed by a space."""
+    """(hashes, text of each): the 32-bit hash of every shingle (:func:`shingles`) of every text,
+    texts in order. A shingle's bytes ``s`` hash to the top 32 bits of
+    ``_mix((sum(s[k] * B**k) + len(s) * _LENGTH_KEY) mod 2**64)``, B = ``_POLY_BASE``; the shingles
+    are slices ``[i, j)`` of one buffer holding every token followed by a space, and with prefix
+    sums ``Q[j] = sum(buf[k] * B**k for k < j)`` a slice's polynomial is ``(Q[j] - Q[i]) * B**-i``."""
     tokens = tokens.cast(pa.large_string())
     counts = np.asarray(counts, dtype=np.int64)
     _, off_buf, data_buf = tokens.buffers()
@@ -463,59 +485,44 @@ def shingle_hashes(tokens, counts):
     b = np.concatenate([end[w + SHINGLE - 1], s_b])
     texts = np.concatenate([text_of[w], short])
     order = np.argsort(texts, kind="stable")
-    raw = buf.tobytes()
-    digests = b"".join([_sha1(raw[i:j]).digest() for i, j in zip(a[order].tolist(), b[order].tolist())])
-    return np.frombuffer(digests, dtype="<u4")[::5], texts[order]  # a digest is 20 bytes: five 32-bit words, the first kept
+    a, b = a[order], b[order]
+    power, inverse = _powers(len(buf) + 1)
+    q = np.zeros(len(buf) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.cumsum(buf * power[: len(buf)], out=q[1:])  # wraps mod 2**64
+        h = (q[b] - q[a]) * inverse[a] + (b - a).astype(np.uint64) * np.uint64(_LENGTH_KEY)
+    return (_mix(h) >> np.uint64(32)).astype(np.uint32), texts[order]
 
 
 def _fmix32(h):
-    """MurmurHash3's 32-bit finaliser (datasketch's pre-mix of the affine32 scheme)."""
+    """MurmurHash3's 32-bit finaliser: the pre-mix of the affine permutations (as datasketch's
+    ``affine32`` scheme applies it)."""
     with np.errstate(over="ignore"):
         h = (h ^ (h >> np.uint32(16))) * np.uint32(0x85EBCA6B)
         h = (h ^ (h >> np.uint32(13))) * np.uint32(0xC2B2AE35)
     return h ^ (h >> np.uint32(16))
 
 
-def _permuted(hv, scheme: str, a, b):
-    """datasketch's permuted values of 32-bit shingle hashes ``hv`` (n,) -> (num_perm, n): a
-    permutation's values lie in one row, so the minimum per text is a contiguous reduction."""
-    with np.errstate(over="ignore"):
-        if scheme == "affine32":
-            x = np.multiply(_fmix32(hv.astype(np.uint32))[None, :], a.T)  # wraps mod 2**32
-            x += b.T
-            return x
-        x = hv.astype(np.uint64)[None, :] * a.T + b.T  # wraps mod 2**64, as datasketch's uint64 arithmetic does
-    x = (x & _MERSENNE) + (x >> np.uint64(61))  # mod 2**61 - 1 without a division
-    x -= _MERSENNE * (x >= _MERSENNE)
-    return x & _MAX_HASH
-
-
 def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
-    """(texts, num_perm): for each text's words (a list of word lists, or (tokens, counts) as
-    :func:`synpref.curate.tokens.tokenize` gives them) exactly the ``hashvalues`` of datasketch's
-    ``MinHash(num_perm)`` updated with its shingles (its default scheme and dtype), many at once."""
-    scheme, a, b = _scheme(num_perm)
-    dtype = np.uint32 if scheme == "affine32" else np.uint64
+    """(texts, num_perm) uint32: each text's MinHash signature in synpref's scheme (``MINHASH_SCHEME``):
+    for permutation k, the least ``a[k] * fmix32(h) + b[k] mod 2**32`` over its shingles' hashes h
+    (:func:`shingle_hashes`, :func:`minhash_permutations`); 2**32 - 1 for none. ``token_lists``: a
+    list of word lists, or (tokens, counts) as :func:`synpref.curate.tokens.tokenize` gives them."""
+    a, b = minhash_permutations(num_perm)
     tokens, counts = token_lists if isinstance(token_lists, tuple) else tokens_of_lists(token_lists)
-    out = np.full((len(counts), num_perm), np.iinfo(dtype).max if scheme == "affine32" else _MAX_HASH, dtype=dtype)
+    out = np.full((len(counts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     if not len(counts):
         return out
     hv, text_of = shingle_hashes(tokens, counts)
-    for s in range(0, len(hv), chunk):  # bounded temporaries: num_perm x chunk
-        x = _permuted(hv[s : s + chunk], scheme, a, b)
-        t = text_of[s : s + chunk]
-        cut = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-        np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=1).T)
+    hv = _fmix32(hv)
+    with np.errstate(over="ignore"):
+        for s in range(0, len(hv), chunk):  # bounded temporaries: num_perm x chunk
+            x = np.multiply(hv[None, s : s + chunk], a.T)  # (permutations, shingles): a text's values are contiguous
+            x += b.T
+            t = text_of[s : s + chunk]
+            cut = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
+            np.minimum.at(out, t[cut], np.minimum.reduceat(x, cut, axis=1).T)
     return out
-
-
-def pair_minhash(rec: Record, num_perm: int):
-    """The pair's MinHash (a datasketch ``MinHash`` holding :func:`minhash_signatures`'s values)."""
-    from datasketch import MinHash
-
-    scheme = _scheme(num_perm)[0]
-    kw = {"scheme": scheme} if scheme != "legacy" or "scheme" in MinHash.__init__.__code__.co_varnames else {}
-    return MinHash(num_perm=num_perm, hashvalues=minhash_signatures([words(pair_full_text(rec))], num_perm)[0], **kw)
 
 
 def near_dup_index(threshold: float, num_perm: int):
@@ -524,17 +531,6 @@ def near_dup_index(threshold: float, num_perm: int):
     from datasketch import MinHashLSH
 
     return MinHashLSH(threshold=threshold, num_perm=num_perm)
-
-
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _mix(z):
-    """splitmix64's finaliser, on an array."""
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
 
 
 def band_keys(signatures, ranges, seed: int):
@@ -654,7 +650,7 @@ class _Features:
     def __init__(self, deco, ranges, num_perm: int):
         self.deco, self.ranges, self.num_perm = deco, ranges, num_perm
         if ranges is not None:
-            _scheme(num_perm)  # datasketch's parameters, computed once here (and cached for a worker)
+            minhash_permutations(num_perm)  # computed once here (and cached for a worker)
 
     def __call__(self, segments):
         """``segments``: (strings, the text of each, number of texts), as :func:`tokenize` reads them."""
