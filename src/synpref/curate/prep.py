@@ -456,42 +456,44 @@ def _powers(n: int):
 def shingle_hashes(tokens, counts):
     """(hashes, text of each): the 32-bit hash of every shingle (:func:`shingles`) of every text,
     texts in order. A shingle's bytes ``s`` hash to the top 32 bits of
-    ``_mix((sum(s[k] * B**k) + len(s) * _LENGTH_KEY) mod 2**64)``, B = ``_POLY_BASE``; the shingles
-    are slices ``[i, j)`` of one buffer holding every token followed by a space, and with prefix
-    sums ``Q[j] = sum(buf[k] * B**k for k < j)`` a slice's polynomial is ``(Q[j] - Q[i]) * B**-i``."""
+    ``_mix((sum(s[k] * B**k) + len(s) * _LENGTH_KEY) mod 2**64)``, B = ``_POLY_BASE``.
+
+    Computed from prefix sums: with the tokens' bytes laid out one after another, a space after
+    each (token j starting at ``p[j] = off[j] + j``), a shingle of tokens [i, e) is that layout's
+    slice from ``p[i]``, so its polynomial is ``(sum of U[j], i <= j < e, plus V[j], i <= j < e-1)
+    * B**-p[i]``, where ``U[j]`` is token j's bytes weighted by B**(their position in the layout)
+    and ``V[j] = 32 * B**(position of the space after token j)``."""
     tokens = tokens.cast(pa.large_string())
     counts = np.asarray(counts, dtype=np.int64)
+    n_tok = len(tokens)
     _, off_buf, data_buf = tokens.buffers()
-    off = np.frombuffer(off_buf, dtype=np.int64)[tokens.offset : tokens.offset + len(tokens) + 1] if len(tokens) else np.zeros(1, np.int64)
+    off = np.frombuffer(off_buf, dtype=np.int64)[tokens.offset : tokens.offset + n_tok + 1] if n_tok else np.zeros(1, np.int64)
     data = np.frombuffer(data_buf, dtype=np.uint8)[off[0] : off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
     off = off - off[0]
-    lens = np.diff(off)
-    buf = np.full(len(data) + len(tokens), 32, dtype=np.uint8)
-    buf[np.arange(len(data)) + np.repeat(np.arange(len(tokens)), lens)] = data
-    start = off[:-1] + np.arange(len(tokens))  # of each token in buf
-    end = start + lens
+    # a text of more than 5 words: one shingle per 5-word window; else one of all its words (b"" for none)
     first = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=first[1:])
-    text_of = np.repeat(np.arange(len(counts)), counts)
-    long = counts > SHINGLE
-    # a text of more than 5 words: one shingle per window; else one of all its words (b"" for none)
-    in_window = long[text_of] & (np.arange(len(tokens)) - first[text_of] <= counts[text_of] - SHINGLE)
-    w = np.flatnonzero(in_window)
-    short = np.flatnonzero(~long)
-    has = counts[short] > 0
-    s_a = np.where(has, start[np.minimum(first[short], len(tokens) - 1)] if len(tokens) else 0, 0)
-    s_b = np.where(has, end[np.maximum(first[short + 1] - 1, 0)] if len(tokens) else 0, 0)
-    a = np.concatenate([start[w], s_a])
-    b = np.concatenate([end[w + SHINGLE - 1], s_b])
-    texts = np.concatenate([text_of[w], short])
-    order = np.argsort(texts, kind="stable")
-    a, b = a[order], b[order]
-    power, inverse = _powers(len(buf) + 1)
-    q = np.zeros(len(buf) + 1, dtype=np.uint64)
+    per_text = np.maximum(counts - (SHINGLE - 1), 1)
+    texts = np.repeat(np.arange(len(counts)), per_text)
+    shingle_start = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(per_text[:-1], out=shingle_start[1:])
+    i = np.arange(len(texts)) - (shingle_start - first[:-1])[texts]  # each shingle's first token
+    e = np.minimum(i + SHINGLE, first[1:][texts])  # and its end
+    power, inverse = _powers(len(data) + n_tok + 1)
+    pos = off + np.arange(n_tok + 1)  # of each token in the layout (and of the end)
+    qd = np.zeros(len(data) + 1, dtype=np.uint64)
+    qu = np.zeros(n_tok + 1, dtype=np.uint64)
+    qv = np.zeros(n_tok + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        np.cumsum(buf * power[: len(buf)], out=q[1:])  # wraps mod 2**64
-        h = (q[b] - q[a]) * inverse[a] + (b - a).astype(np.uint64) * np.uint64(_LENGTH_KEY)
-    return (_mix(h) >> np.uint64(32)).astype(np.uint32), texts[order]
+        np.cumsum(data * power[: len(data)], out=qd[1:])  # the bytes weighted by B**(position in data), mod 2**64
+        # token j's bytes sit j places further on in the layout than in data
+        np.cumsum((qd[off[1:]] - qd[off[:-1]]) * power[:n_tok], out=qu[1:])
+        np.cumsum(np.uint64(32) * power[pos[1:] - 1], out=qv[1:])  # the space after token j: layout position pos[j+1] - 1
+        last = np.maximum(e - 1, i)
+        h = (qu[e] - qu[i] + qv[last] - qv[i]) * inverse[pos[i]]
+        length = np.where(e > i, pos[e] - 1 - pos[i], 0)
+        h += length.astype(np.uint64) * np.uint64(_LENGTH_KEY)
+    return (_mix(h) >> np.uint64(32)).astype(np.uint32), texts
 
 
 def _fmix32(h):
@@ -503,7 +505,7 @@ def _fmix32(h):
     return h ^ (h >> np.uint32(16))
 
 
-def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 15):
+def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 13):
     """(texts, num_perm) uint32: each text's MinHash signature in synpref's scheme (``MINHASH_SCHEME``):
     for permutation k, the least ``a[k] * fmix32(h) + b[k] mod 2**32`` over its shingles' hashes h
     (:func:`shingle_hashes`, :func:`minhash_permutations`); 2**32 - 1 for none. ``token_lists``: a

@@ -72,8 +72,8 @@ def tokenize(strings: pa.Array, text_of=None, n_texts: int | None = None):
         py = pa.array(found, pa.large_string()).filter(pa.array(~mark))
         tokens = pa.concat_arrays([tokens, py]).take(pa.array(order))
         pos = np.concatenate([t_start, p_pos])[order]
-    seg = np.searchsorted(starts, pos, side="right") - 1
-    counts = np.bincount(text_of[seg], minlength=n_texts) if len(pos) else np.zeros(n_texts, dtype=np.int64)
+    per_string = np.diff(np.searchsorted(pos, starts))  # tokens per string (positions ascend)
+    counts = np.bincount(text_of, weights=per_string, minlength=n_texts).astype(np.int64) if len(strings) else np.zeros(n_texts, dtype=np.int64)
     return tokens, counts
 
 
