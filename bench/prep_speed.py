@@ -1,6 +1,9 @@
 """How fast is ``synpref curate prep``? Pairs/s and peak RSS of the vectorised prep against the
 first implementation (`tests/prep_reference.py`: a string per n-gram, datasketch's
-MinHash fed one shingle at a time, datasketch's MinHashLSH), measured in the same run.
+MinHash fed one shingle at a time, datasketch's MinHashLSH), measured in the same run. The
+reference's shingle hash is synpref's written out byte by byte in Python (slower than the SHA-1
+it used before synpref-1), so its --near-dup rate, and the ratio, are not comparable with runs
+before that scheme.
 
 The pool: real pairs from the shared data, each copy's last user turn suffixed with a counter (as
 bench/curate_scale.py builds it), every 50th pair written twice (exact duplicates). Each

@@ -13,8 +13,13 @@ Steps, in order, for each record streamed from the input pool:
    else ./data and ../shared/data); the report lists the benchmarks checked (with their
    folders) and those not checked (with the reason). Text is lower-cased and split on
    ``\\w+``; prompts shorter than n words are matched as a whole word sequence.
-5. ``near_duplicate`` (optional): MinHash LSH (datasketch) over word 5-gram
-   shingles of the whole pair, Jaccard >= ``near_dup_threshold`` with a kept pair.
+5. ``near_duplicate`` (optional): MinHash LSH over word 5-gram shingles of the whole
+   pair, Jaccard >= ``near_dup_threshold`` with a kept pair. The MinHash scheme is
+   synpref's own and pinned (``MINHASH_SCHEME``, "synpref-1"; :func:`shingle_hashes`,
+   :func:`minhash_permutations`, :func:`minhash_signatures`): it does not change with
+   datasketch's version (datasketch only gives the LSH bands for the threshold). Signatures
+   changed with it: earlier preps computed datasketch's default MinHash (SHA-1 of each
+   shingle), so a few near-duplicate decisions differ from theirs.
 
 Memory: records stream through in batches; the exact-duplicate id set is on disk
 (SQLite); the benchmark n-gram set is proportional to the benchmarks (not the
