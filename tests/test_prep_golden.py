@@ -213,6 +213,22 @@ def test_minhash_signatures_equal_the_plain_definition(num_perm):
         assert row.dtype == m.hashvalues.dtype and row.tolist() == m.hashvalues.tolist()
 
 
+def test_a_batch_beyond_the_kept_powers_hashes_the_same(monkeypatch):
+    """A batch longer than the powers kept between batches computes its own: the same hashes, nothing kept."""
+    import importlib
+
+    from prep_reference import reference_shingle_hash
+    from synpref.curate.tokens import tokens_of_lists
+
+    prep_module = importlib.import_module("synpref.curate.prep")
+    monkeypatch.setattr(prep_module, "_POWERS", [prep_module._POWERS[0][:1], prep_module._POWERS[1][:1]])
+    monkeypatch.setattr(prep_module, "_POWERS_KEPT", 64)
+    toks = [f"w{i}" for i in range(200)]
+    hashes, texts = prep_module.shingle_hashes(*tokens_of_lists([toks]))
+    assert hashes.tolist() == [reference_shingle_hash(" ".join(toks[i : i + 5]).encode()) for i in range(len(toks) - 4)]
+    assert len(prep_module._POWERS[0]) == 1
+
+
 def test_minhash_scheme_is_pinned():
     """The scheme's values do not change with datasketch's version, numpy's or the batch: these
     hashes were computed by the plain definition when the scheme (synpref-1) was fixed; a change

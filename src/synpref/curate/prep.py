@@ -445,17 +445,22 @@ def shingles(toks: list[str]) -> list[bytes]:
 
 
 _POWERS = [np.ones(1, np.uint64), np.ones(1, np.uint64)]  # B**k and B**-k mod 2**64, k < their length
+_POWERS_KEPT = 1 << 23  # at most 128 MB of powers stay between batches; a larger batch computes its own
 
 
 def _powers(n: int):
     """(B**k, B**-k) mod 2**64 for k < n at least (grown by doubling, kept for the next batch)."""
-    if len(_POWERS[0]) < n:
-        size = max(n, 2 * len(_POWERS[0]))
-        for i, base in enumerate((_POLY_BASE, _POLY_INV)):
-            p = np.full(size, base, dtype=np.uint64)
-            p[0] = 1
-            _POWERS[i] = np.cumprod(p)  # integer products wrap: mod 2**64
-    return _POWERS[0], _POWERS[1]
+    if len(_POWERS[0]) >= n:
+        return _POWERS[0], _POWERS[1]
+    size = max(n, min(2 * len(_POWERS[0]), _POWERS_KEPT))
+    out = []
+    for base in (_POLY_BASE, _POLY_INV):
+        p = np.full(size, base, dtype=np.uint64)
+        p[0] = 1
+        out.append(np.cumprod(p, out=p))  # integer products wrap: mod 2**64
+    if size <= _POWERS_KEPT:
+        _POWERS[:] = out
+    return out[0], out[1]
 
 
 def shingle_hashes(tokens, counts):
@@ -490,7 +495,8 @@ def shingle_hashes(tokens, counts):
     qu = np.zeros(n_tok + 1, dtype=np.uint64)
     qv = np.zeros(n_tok + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        np.cumsum(data * power[: len(data)], out=qd[1:])  # the bytes weighted by B**(position in data), mod 2**64
+        np.multiply(data, power[: len(data)], out=qd[1:])  # the bytes weighted by B**(position in data)
+        np.cumsum(qd[1:], out=qd[1:])  # mod 2**64
         # token j's bytes sit j places further on in the layout than in data
         np.cumsum((qd[off[1:]] - qd[off[:-1]]) * power[:n_tok], out=qu[1:])
         np.cumsum(np.uint64(32) * power[pos[1:] - 1], out=qv[1:])  # the space after token j: layout position pos[j+1] - 1
