@@ -18,7 +18,7 @@ from pathlib import Path
 
 from synpref.schema import Record, expand_to_pairs
 from synpref.store.pool import PoolWriter, read_pool
-from synpref.curate.prep import (_LENGTH_KEY, _POLY_BASE, REMOVED, has_empty_response, minhash_permutations, pair_full_text,
+from synpref.curate.prep import (_GAMMA, _POLY_BASE, REMOVED, has_empty_response, minhash_permutations, pair_full_text,
                                  removed_line)
 
 _WORD = re.compile(r"\w+")
@@ -69,7 +69,7 @@ def reference_shingle_hash(s: bytes) -> int:
     for c in s:
         h = (h + c * power) % _M
         power = power * _POLY_BASE % _M
-    z = (h + len(s) * _LENGTH_KEY) % _M
+    z = (h + len(s) * _GAMMA) % _M
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % _M
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB % _M
     return (z ^ (z >> 31)) >> 32

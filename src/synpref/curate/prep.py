@@ -413,7 +413,7 @@ SHINGLE = 5  # words per shingle
 MINHASH_SCHEME = "synpref-1"
 _POLY_BASE = 0x9FB21C651E98DF25  # odd, so invertible mod 2**64
 _POLY_INV = pow(_POLY_BASE, -1, 1 << 64)
-_LENGTH_KEY = 0x9E3779B97F4A7C15  # splitmix64's increment: the shingle's byte length enters its hash
+_GAMMA = 0x9E3779B97F4A7C15  # splitmix64's increment; also the weight of a shingle's byte length in its hash
 _PERM_SEED = 0x5EED0005
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -430,11 +430,11 @@ def _mix(z):
 def minhash_permutations(num_perm: int):
     """(a, b): the parameters of the ``num_perm`` permutations, (1, num_perm) uint32 rows. They are
     the outputs of splitmix64 seeded with ``_PERM_SEED`` (output ``2k + 1`` is
-    ``_mix(_PERM_SEED + (2k + 1) * _LENGTH_KEY)``), top 32 bits: ``a[k]`` from output ``2k + 1`` made
+    ``_mix(_PERM_SEED + (2k + 1) * _GAMMA)``), top 32 bits: ``a[k]`` from output ``2k + 1`` made
     odd, ``b[k]`` from output ``2k + 2``."""
     k = np.arange(1, 2 * num_perm + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        out = (_mix(np.uint64(_PERM_SEED) + k * np.uint64(_LENGTH_KEY)) >> np.uint64(32)).astype(np.uint32)
+        out = (_mix(np.uint64(_PERM_SEED) + k * np.uint64(_GAMMA)) >> np.uint64(32)).astype(np.uint32)
     return (out[0::2] | np.uint32(1))[None, :], out[1::2][None, :]
 
 
@@ -449,7 +449,8 @@ _POWERS_KEPT = 1 << 23  # at most 128 MB of powers stay between batches; a large
 
 
 def _powers(n: int):
-    """(B**k, B**-k) mod 2**64 for k < n at least (grown by doubling, kept for the next batch)."""
+    """(B**k, B**-k) mod 2**64 for k < n at least (grown by doubling and kept for the next batch,
+    up to ``_POWERS_KEPT``)."""
     if len(_POWERS[0]) >= n:
         return _POWERS[0], _POWERS[1]
     size = max(n, min(2 * len(_POWERS[0]), _POWERS_KEPT))
@@ -466,7 +467,7 @@ def _powers(n: int):
 def shingle_hashes(tokens, counts):
     """(hashes, text of each): the 32-bit hash of every shingle (:func:`shingles`) of every text,
     texts in order. A shingle's bytes ``s`` hash to the top 32 bits of
-    ``_mix((sum(s[k] * B**k) + len(s) * _LENGTH_KEY) mod 2**64)``, B = ``_POLY_BASE``.
+    ``_mix((sum(s[k] * B**k) + len(s) * _GAMMA) mod 2**64)``, B = ``_POLY_BASE``.
 
     Computed from prefix sums: with the tokens' bytes laid out one after another, a space after
     each (token j starting at ``p[j] = off[j] + j``), a shingle of tokens [i, e) is that layout's
@@ -503,7 +504,7 @@ def shingle_hashes(tokens, counts):
         last = np.maximum(e - 1, i)
         h = (qu[e] - qu[i] + qv[last] - qv[i]) * inverse[pos[i]]
         length = np.where(e > i, pos[e] - 1 - pos[i], 0)
-        h += length.astype(np.uint64) * np.uint64(_LENGTH_KEY)
+        h += length.astype(np.uint64) * np.uint64(_GAMMA)
     return (_mix(h) >> np.uint64(32)).astype(np.uint32), texts
 
 
