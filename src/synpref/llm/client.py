@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from .cache import LLMCache, cache_key
+from .http1 import Http1Pool, direct
 
 
 class LLMError(RuntimeError):
@@ -150,8 +151,11 @@ class LLMClient:
             headers = {}
             if self.endpoint.api_key_env and os.environ.get(self.endpoint.api_key_env):
                 headers["Authorization"] = f"Bearer {os.environ[self.endpoint.api_key_env]}"
-            self._http = httpx.AsyncClient(base_url=self.endpoint.base_url.rstrip("/") + "/", headers=headers,
-                                           timeout=self.endpoint.timeout, transport=self._transport)
+            base = self.endpoint.base_url.rstrip("/") + "/"
+            if self._transport is None and direct(base):  # see .http1: httpx's CPU per call was the limit of fast endpoints
+                self._http = Http1Pool(base, headers, self.endpoint.timeout, self.endpoint.concurrency)
+            else:
+                self._http = httpx.AsyncClient(base_url=base, headers=headers, timeout=self.endpoint.timeout, transport=self._transport)
             self._sem = asyncio.Semaphore(max(1, self.endpoint.concurrency))
             self._loop = loop
 
@@ -166,6 +170,14 @@ class LLMClient:
         if "seed" in p and p["seed"] is not None:
             p["seed"] = int(p["seed"]) + sample
         return p
+
+    async def _post(self, body: dict) -> tuple[int, bytes]:
+        """(status, body) of one chat completion request; raises httpx's transport and timeout errors."""
+        if isinstance(self._http, Http1Pool):  # the JSON bytes httpx's json= sends
+            return await self._http.post("chat/completions", json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                                                        allow_nan=False).encode())
+        resp = await self._http.post("chat/completions", json=body)
+        return resp.status_code, resp.content
 
     # -- calls --------------------------------------------------------------------
     async def chat(self, messages: list[dict], *, params: dict | None = None, sample: int = 0) -> Completion:
@@ -189,18 +201,18 @@ class LLMClient:
                     delay = self.endpoint.backoff * (2 ** (attempt - 1))
                     await asyncio.sleep(delay * (1 + 0.25 * random.random()))
                 try:
-                    resp = await self._http.post("chat/completions", json=body)
+                    status, content = await self._post(body)
                 except (httpx.TimeoutException, httpx.TransportError) as e:
                     last_error = f"{type(e).__name__}: {e}"
                     continue
-                if resp.status_code in _RETRY_STATUS:
-                    last_error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                if status in _RETRY_STATUS:
+                    last_error = f"HTTP {status}: {content.decode(errors='replace')[:200]}"
                     continue
-                if resp.status_code >= 400:
+                if status >= 400:
                     self.usage.failures += 1
-                    raise LLMError(f"{self.endpoint.label}: HTTP {resp.status_code}: {resp.text[:300]}")
+                    raise LLMError(f"{self.endpoint.label}: HTTP {status}: {content.decode(errors='replace')[:300]}")
                 try:
-                    data = resp.json()
+                    data = json.loads(content)
                     text = data["choices"][0]["message"]["content"] or ""
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     last_error = f"malformed response: {e}"
