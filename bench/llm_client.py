@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 STUB = ("import sys\nfrom synpref.llm.testing import FakeOpenAIServer, scripted_judge\n"
-        "srv = FakeOpenAIServer(scripted_judge).__enter__()\nprint(srv.port, flush=True)\nsys.stdin.read()")
+        "srv = FakeOpenAIServer(scripted_judge, blocking=False).__enter__()\nprint(srv.port, flush=True)\nsys.stdin.read()")
 
 
 def cpu_seconds(pid: int) -> float:
