@@ -2,6 +2,8 @@
 
 * async with bounded concurrency (a semaphore per client), per-request timeout,
   retries with exponential backoff on timeouts, connection errors, 429 and 5xx;
+* plain-http endpoints through :mod:`.http1` (a keep-alive HTTP/1.1 client: httpx cost ~1 ms of
+  CPU per call, the limit of a fast endpoint), https and proxied ones through httpx;
 * ``chat_json``: structured output validated against a JSON schema
   (``jsonschema``); an invalid answer is sent back with the validation error for
   a bounded number of repair rounds;
