@@ -24,7 +24,10 @@ local instance with this machine's cores, ``--ray-actors`` model actors) and pri
 pairs/s of each and their ratio; for the Ray engine also the per-worker throughput (pairs per second
 inside one actor's function) and the driver's overhead per batch (the step's seconds not spent
 waiting for the actors, per batch: reading, writing, the ledger, the state), which decide how the
-engine scales on a cluster. Prints one table row per (size, engine, step) and writes OUT/report.json.
+engine scales on a cluster. "CPU s" is the child's CPU seconds in the step (Ray: the driver's, not the
+actors'); the stub judge's CPU (this process's, while the child runs) ends the whole-run row: on a
+shared machine the CPU figures move much less than the wall-clock ones. Prints one table row per
+(size, engine, step) and writes OUT/report.json.
 Numbers are on the shared sample and this machine, not a claim about any other.
 """
 
@@ -208,6 +211,7 @@ def child(config: str, run_dir: str, report: str, threads: int, engine: str = "l
     torch.set_num_threads(threads)  # the scoring RMs' threads (rm.num_threads sets the training's)
     current = {"step": "startup"}
     peaks: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of this process per step (Ray: the driver's, not the actors')
     stop = threading.Event()
 
     def sample():
@@ -219,9 +223,11 @@ def child(config: str, run_dir: str, report: str, threads: int, engine: str = "l
     def tracked(real):
         def run(self, step):
             current["step"] = step.name
+            cpu0 = time.process_time()
             try:
                 return real(self, step)
             finally:
+                cpu[step.name] = cpu.get(step.name, 0.0) + time.process_time() - cpu0
                 peaks[step.name] = max(peaks.get(step.name, 0.0), rss_mb())
                 current["step"] = "between steps"
         return run
@@ -242,7 +248,7 @@ def child(config: str, run_dir: str, report: str, threads: int, engine: str = "l
         summ = run_curation(config, run_dir)
     stop.set()
     thread.join()
-    Path(report).write_text(json.dumps({"summary": summ, "peak_rss_mb": peaks, "seconds": time.time() - started,
+    Path(report).write_text(json.dumps({"summary": summ, "peak_rss_mb": peaks, "cpu_seconds": cpu, "seconds": time.time() - started,
                                         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, default=str))
 
 
@@ -262,11 +268,13 @@ def run_size(n: int, args, srv, engine: str = "local") -> dict:
         shutil.rmtree(run_dir)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     report = out / f"child-{engine}.json"
+    stub_cpu = time.process_time()  # this process's CPU while the child runs: the stub judge's threads
     res = subprocess.run([sys.executable, __file__, "--child", str(cfg_path), str(run_dir), str(report), "--threads",
                           str(args.threads), "--engine", engine, "--ray-actors", str(args.ray_actors)], env=env)
     if res.returncode:
         sys.exit(f"the curation of {n} pairs failed (exit {res.returncode}); see {run_dir / 'run.log'}")
     rep = json.loads(report.read_text())
+    rep["stub_cpu_seconds"] = round(time.process_time() - stub_cpu, 2)
     rep["built"] = built
     return rep
 
@@ -302,8 +310,8 @@ def main(argv=None):
     engines = [e.strip() for e in args.engine.split(",") if e.strip()]
     reports = {}
     print(f"{'pairs':>9} {'engine':<6} {'step':<16} {'seconds':>9} {'pairs/s':>9} {'peak RSS MB':>12} {'vs local':>9} "
-          f"{'per worker':>11} {'driver ms/batch':>16}", flush=True)
-    with FakeOpenAIServer(scripted_judge, delay=args.judge_latency) as srv:
+          f"{'per worker':>11} {'driver ms/batch':>16} {'CPU s':>7}", flush=True)
+    with FakeOpenAIServer(scripted_judge, delay=args.judge_latency, blocking=False) as srv:
         def forget():  # the stub keeps every request it served: drop them, or the parent grows with the pool
             while True:
                 time.sleep(5)
@@ -348,9 +356,10 @@ def print_rows(n: int, engine: str, rep: dict, local: dict | None) -> None:
                 ratio = f"{local['summary']['seconds_per_step'][step] / s:>8.2f}x" if s else ""
             per_worker, driver = engine_figures(rep, step, n)
             print(f"{n:>9} {engine:<6} {step:<16} {s:>9.1f} {n / s if s else float('inf'):>9.0f} {peak:>12.0f} {ratio:>9} "
-                  f"{per_worker:>11} {driver:>16}", flush=True)
+                  f"{per_worker:>11} {driver:>16} {rep.get('cpu_seconds', {}).get(step, float('nan')):>7.1f}", flush=True)
     print(f"{n:>9} {engine:<6} {'(whole run)':<16} {rep['seconds']:>9.1f} {n / rep['seconds']:>9.0f} {rep['max_rss_mb']:>12.0f}"
-          f"   stage2 {rep['summary']['stage2']}, {rep['summary']['llm_this_invocation']['total']['calls']} judge calls",
+          f"   stage2 {rep['summary']['stage2']}, {rep['summary']['llm_this_invocation']['total']['calls']} judge calls, "
+          f"stub judge CPU {rep['stub_cpu_seconds']:.1f} s",
           flush=True)
 
 

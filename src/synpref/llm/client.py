@@ -2,6 +2,8 @@
 
 * async with bounded concurrency (a semaphore per client), per-request timeout,
   retries with exponential backoff on timeouts, connection errors, 429 and 5xx;
+* plain-http endpoints through :mod:`.http1` (a keep-alive HTTP/1.1 client: httpx cost ~1 ms of
+  CPU per call, the limit of a fast endpoint), https and proxied ones through httpx;
 * ``chat_json``: structured output validated against a JSON schema
   (``jsonschema``); an invalid answer is sent back with the validation error for
   a bounded number of repair rounds;
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 
 from .cache import LLMCache, cache_key
+from .http1 import Http1Pool, direct
 
 
 class LLMError(RuntimeError):
@@ -150,8 +153,11 @@ class LLMClient:
             headers = {}
             if self.endpoint.api_key_env and os.environ.get(self.endpoint.api_key_env):
                 headers["Authorization"] = f"Bearer {os.environ[self.endpoint.api_key_env]}"
-            self._http = httpx.AsyncClient(base_url=self.endpoint.base_url.rstrip("/") + "/", headers=headers,
-                                           timeout=self.endpoint.timeout, transport=self._transport)
+            base = self.endpoint.base_url.rstrip("/") + "/"
+            if self._transport is None and direct(base):  # see .http1: httpx's CPU per call was the limit of fast endpoints
+                self._http = Http1Pool(base, headers, self.endpoint.timeout, self.endpoint.concurrency)
+            else:
+                self._http = httpx.AsyncClient(base_url=base, headers=headers, timeout=self.endpoint.timeout, transport=self._transport)
             self._sem = asyncio.Semaphore(max(1, self.endpoint.concurrency))
             self._loop = loop
 
@@ -166,6 +172,14 @@ class LLMClient:
         if "seed" in p and p["seed"] is not None:
             p["seed"] = int(p["seed"]) + sample
         return p
+
+    async def _post(self, body: dict) -> tuple[int, bytes]:
+        """(status, body) of one chat completion request; raises httpx's transport and timeout errors."""
+        if isinstance(self._http, Http1Pool):  # the JSON bytes httpx's json= sends
+            return await self._http.post("chat/completions", json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                                                        allow_nan=False).encode())
+        resp = await self._http.post("chat/completions", json=body)
+        return resp.status_code, resp.content
 
     # -- calls --------------------------------------------------------------------
     async def chat(self, messages: list[dict], *, params: dict | None = None, sample: int = 0) -> Completion:
@@ -189,18 +203,18 @@ class LLMClient:
                     delay = self.endpoint.backoff * (2 ** (attempt - 1))
                     await asyncio.sleep(delay * (1 + 0.25 * random.random()))
                 try:
-                    resp = await self._http.post("chat/completions", json=body)
+                    status, content = await self._post(body)
                 except (httpx.TimeoutException, httpx.TransportError) as e:
                     last_error = f"{type(e).__name__}: {e}"
                     continue
-                if resp.status_code in _RETRY_STATUS:
-                    last_error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                if status in _RETRY_STATUS:
+                    last_error = f"HTTP {status}: {content.decode(errors='replace')[:200]}"
                     continue
-                if resp.status_code >= 400:
+                if status >= 400:
                     self.usage.failures += 1
-                    raise LLMError(f"{self.endpoint.label}: HTTP {resp.status_code}: {resp.text[:300]}")
+                    raise LLMError(f"{self.endpoint.label}: HTTP {status}: {content.decode(errors='replace')[:300]}")
                 try:
-                    data = resp.json()
+                    data = json.loads(content)
                     text = data["choices"][0]["message"]["content"] or ""
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     last_error = f"malformed response: {e}"
@@ -243,9 +257,7 @@ class LLMClient:
                 self.usage.repairs += 1
             comp = await self.chat(convo, params=p, sample=sample)
             try:
-                obj = extract_json(comp.text)
-                validate_json(obj, schema)
-                return obj
+                return parse_answer(comp.text, schema)
             except (ValueError, jsonschema.ValidationError) as e:
                 error = e.message if isinstance(e, jsonschema.ValidationError) else str(e)
                 convo = convo + [
@@ -258,19 +270,29 @@ class LLMClient:
 
 
 _VALIDATORS: dict[str, Any] = {}
+_BY_ID: dict[int, tuple[dict, dict, Any]] = {}  # id(schema) -> (schema, a copy of it, validator): no dumps per answer
+_VALID_TEXTS: set[tuple[int, str]] = set()  # (id(validator), answer text) known valid: a judge repeats a few short answers
+_VALID_TEXTS_MAX, _VALID_TEXT_CHARS = 4096, 256
 
 
 def _validator(schema: dict):
     """A validator of ``schema``, built (and the schema checked) once per distinct schema: building one
     per answer cost more than the whole rest of a call to a fast endpoint."""
+    import copy
+
     import jsonschema
 
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema and hit[1] == schema:  # the same dict, unchanged since
+        return hit[2]
     key = json.dumps(schema, sort_keys=True)
     v = _VALIDATORS.get(key)
     if v is None:
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
         v = _VALIDATORS[key] = cls(schema)
+    if len(_BY_ID) < 256:
+        _BY_ID[id(schema)] = (schema, copy.deepcopy(schema), v)
     return v
 
 
@@ -281,6 +303,21 @@ def validate_json(obj: Any, schema: dict) -> None:
     error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(obj))
     if error is not None:
         raise error
+
+
+def parse_answer(text: str, schema: dict) -> Any:
+    """:func:`extract_json` of ``text``, validated under ``schema`` (:func:`validate_json`'s errors). Validity is a
+    function of the text, so a short text that validated once is not validated again (about 40 us a call)."""
+    obj = extract_json(text)
+    v = _validator(schema)
+    memo = (id(v), text)
+    if memo not in _VALID_TEXTS:
+        validate_json(obj, schema)
+        if len(text) <= _VALID_TEXT_CHARS:
+            if len(_VALID_TEXTS) >= _VALID_TEXTS_MAX:
+                _VALID_TEXTS.clear()
+            _VALID_TEXTS.add(memo)
+    return obj
 
 
 def run_sync(coro):
