@@ -16,10 +16,12 @@ Steps, in order, for each record streamed from the input pool:
 5. ``near_duplicate`` (optional): MinHash LSH over word 5-gram shingles of the whole
    pair, Jaccard >= ``near_dup_threshold`` with a kept pair. The MinHash scheme is
    synpref's own and pinned (``MINHASH_SCHEME``, "synpref-1"; :func:`shingle_hashes`,
-   :func:`minhash_permutations`, :func:`minhash_signatures`): it does not change with
-   datasketch's version (datasketch only gives the LSH bands for the threshold). Signatures
-   changed with it: earlier preps computed datasketch's default MinHash (SHA-1 of each
-   shingle), so a few near-duplicate decisions differ from theirs.
+   :func:`minhash_permutations`, :func:`minhash_signatures`), and so is the band layout for the
+   threshold (:func:`lsh_bands`: the (bands, rows) of least 0.5 false-positive + 0.5
+   false-negative area, integrated exactly by Gauss-Legendre quadrature; the choice datasketch's
+   ``MinHashLSH`` makes, which a test checks): neither changes with datasketch's version, and prep
+   does not import datasketch. Signatures changed with the scheme: earlier preps computed
+   datasketch's default MinHash (SHA-1 of each shingle), so a few near-duplicate decisions differ from theirs.
 
 Memory: records stream through in batches; the exact-duplicate id set is on disk
 (SQLite); the benchmark n-gram set is proportional to the benchmarks (not the
@@ -539,12 +541,44 @@ def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 13):
     return out
 
 
-def near_dup_index(threshold: float, num_perm: int):
-    """datasketch's LSH for ``threshold``: its ``hashranges`` are the bands; two pairs are near
-    duplicates when one of their bands is equal in both."""
-    from datasketch import MinHashLSH
+LSH_WEIGHTS = (0.5, 0.5)  # of the false-positive and false-negative areas in lsh_bands' error
 
-    return MinHashLSH(threshold=threshold, num_perm=num_perm)
+
+@functools.lru_cache(maxsize=16)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) of the LSH for Jaccard ``threshold`` over ``num_perm`` permutations, pinned in
+    synpref (the standard MinHash-LSH choice): two texts of Jaccard s share one of b bands of r
+    rows with probability P(s) = 1 - (1 - s**r)**b; the pick is the (b, r), b * r <= num_perm,
+    of least 0.5 * (false-positive area, the integral of P over [0, threshold]) + 0.5 *
+    (false-negative area, of 1 - P over [threshold, 1]); the first in (b, r) order on a tie.
+
+    P is a polynomial of degree b * r <= num_perm, so Gauss-Legendre quadrature with
+    num_perm // 2 + 1 nodes on each side of the threshold integrates it exactly (up to rounding)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"near_dup_threshold {threshold}: a Jaccard similarity is in [0, 1]")
+    if num_perm < 1:
+        raise ValueError(f"num_perm {num_perm}: MinHash needs at least one permutation")
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+    x, w = (x + 1) / 2, w / 2  # on [0, 1]
+    b = np.repeat(np.arange(1, num_perm + 1), num_perm // np.arange(1, num_perm + 1))
+    r = np.concatenate([np.arange(1, num_perm // k + 1) for k in range(1, num_perm + 1)])
+    error = np.zeros(len(b))
+    for lo, hi, weight, miss in ((0.0, threshold, LSH_WEIGHTS[0], False), (threshold, 1.0, LSH_WEIGHTS[1], True)):
+        s = lo + (hi - lo) * x
+        for c in range(0, len(b), 4096):  # bounded temporaries: 4096 x nodes
+            with np.errstate(divide="ignore"):  # s == 1 (a threshold of 1): log 0 = -inf, and P = 1 exactly
+                log_none = b[c : c + 4096, None] * np.log1p(-s[None, :] ** r[c : c + 4096, None])  # log (1 - s**r)**b
+            p = np.exp(log_none) if miss else -np.expm1(log_none)  # 1 - P or P
+            error[c : c + 4096] += weight * (hi - lo) * (p @ w)
+    k = int(np.argmin(error))  # the first least: b ascending, then r
+    return int(b[k]), int(r[k])
+
+
+def lsh_ranges(threshold: float, num_perm: int) -> list[tuple[int, int]]:
+    """The LSH bands as (start, end) slices of a signature (:func:`lsh_bands`); two pairs are near
+    duplicates when one of their bands is equal in both."""
+    bands, rows = lsh_bands(threshold, num_perm)
+    return [(i * rows, (i + 1) * rows) for i in range(bands)]
 
 
 def band_keys(signatures, ranges, seed: int):
@@ -576,7 +610,7 @@ class NearDuplicates:
 
     def __init__(self, threshold: float, num_perm: int):
         self.num_perm = num_perm
-        self.ranges = near_dup_index(threshold, num_perm).hashranges
+        self.ranges = lsh_ranges(threshold, num_perm)
         self.runs: list[tuple] = []  # (k1 sorted, k2, kept order)
         self.id_chunks: list = []  # kept ids, in kept order, one array per batch
         self.chunk_starts: list[int] = []
@@ -789,6 +823,8 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     """
 
     pool_files(pool)  # a missing or empty input pool fails here, before anything is written
+    if near_dup:
+        lsh_bands(near_dup_threshold, num_perm)  # and so does a threshold out of [0, 1]
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("part-*.parquet")):
         if not overwrite:
