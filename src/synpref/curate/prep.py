@@ -408,6 +408,18 @@ def removed_row_line(row: dict, reason: str, detail=None) -> str:
     return json.dumps({"reason": reason, "detail": detail, "id": row["id"], "record": row}, ensure_ascii=False) + "\n"
 
 
+def removed_rows_bytes(rows: pa.RecordBatch, reasons: list[str], details: list) -> bytes:
+    """:func:`removed_row_line` of every row of ``rows`` (pool rows, as read), joined: the same bytes,
+    computed column by column (:func:`synpref.curate.json_arrow.json_values`)."""
+    from .json_arrow import join_strings, json_rows, json_values
+    from .tokens import string_bytes
+
+    lines = join_strings('{"reason": ', json_values(pa.array(reasons, pa.large_string())), ', "detail": ',
+                         json_values(pa.array(details, pa.large_string())), ', "id": ', json_values(rows.column("id")),
+                         ', "record": ', json_rows(rows), "}\n")
+    return string_bytes(lines)[0].tobytes()
+
+
 # -- near duplicates: synpref's own MinHash scheme, computed for many shingles at once ---------------------
 SHINGLE = 5  # words per shingle
 # The MinHash scheme is synpref's and pinned (it does not follow datasketch's version): a change to any
@@ -746,7 +758,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(features,))
     seen = _SeenIds(out_dir)
     writer = PoolWriter(out_dir)
-    removed = open(out_dir / REMOVED, "w", encoding="utf-8")
+    removed = open(out_dir / REMOVED, "wb")
     from ..progress import progress as progress_bar
 
     bar = progress_bar(total=count_pool(pool), desc="prep", unit="record", enabled=progress)
@@ -790,7 +802,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
             else:
                 writer.write(item)
             counts["kept"] += reason is None
-        removed.writelines(batch.removed_lines(lines))
+        removed.write(batch.removed_bytes(lines))
         if kept_rows:
             writer.write_table(batch.rows.take(pa.array(kept_rows, pa.int64())))
 
