@@ -48,3 +48,16 @@ def test_a_threshold_out_of_range_is_refused(workdir):  # noqa: F811
         result = CliRunner().invoke(main, ["curate", "prep", "pool", "-o", "prepped", "--near-dup", "--near-dup-threshold", bad])
         assert_one_error_line(result, "--near-dup-threshold")
         assert not (workdir / "prepped").exists()
+
+
+def test_near_dup_prep_imports_neither_datasketch_nor_scipy(tmp_path):
+    """The bands are synpref's: a prep with --near-dup loads no datasketch (nor scipy, its ~0.5 s import)."""
+    from test_engine_options import _run, _small_pool
+
+    pool = _small_pool(tmp_path / "pool")
+    code = ("import sys; from synpref.curate.prep import prep; "
+            f"rep = prep({str(pool)!r}, {str(tmp_path / 'out')!r}, decontaminate=False, near_dup=True); "
+            "print(rep['kept'], 'datasketch' in sys.modules, 'scipy' in sys.modules)")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["5", "False", "False"]
