@@ -65,7 +65,7 @@ def main(argv=None):
     from curate_scale import base_pairs
     from datasketch.hashfunc import sha1_hash32
 
-    from synpref.curate.prep import MINHASH_SCHEME, minhash_signatures, near_dup_index, pair_full_text, shingle_hashes, words
+    from synpref.curate.prep import MINHASH_SCHEME, lsh_ranges, minhash_signatures, pair_full_text, shingle_hashes, words
     from synpref.curate.tokens import tokens_of_lists
 
     rng = random.Random(0)
@@ -75,7 +75,7 @@ def main(argv=None):
     right = [edited(t, rng.uniform(0.0, 0.6 if i % 2 else 0.03), rng, vocab) for i, t in enumerate(texts)] + [texts[(i + 1 + rng.randrange(len(texts) - 1)) % len(texts)]
                                                                           for i in range(len(texts))]
     exact = np.array([len(a & b) / len(a | b) for a, b in ((shingle_set(x), shingle_set(y)) for x, y in zip(left, right))])
-    ranges = near_dup_index(args.threshold, args.num_perm).hashranges
+    ranges = lsh_ranges(args.threshold, args.num_perm)
     report = {"texts": len(texts), "comparisons": len(left), "num_perm": args.num_perm, "threshold": args.threshold, "schemes": {}}
     for name, signatures in ((MINHASH_SCHEME, lambda ts: minhash_signatures(ts, args.num_perm)),
                              ("datasketch default (sha1_hash32)", lambda ts: datasketch_signatures(ts, args.num_perm))):

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from synpref.cli import main
-from synpref.curate.prep import Decontaminator, minhash_signatures, near_dup_index, pair_full_text, prep, words
+from synpref.curate.prep import Decontaminator, lsh_ranges, minhash_signatures, pair_full_text, prep, words
 from synpref.engine import EngineError, EngineSettings
 from synpref.schema import make_pair
 from synpref.store.pool import PoolWriter
@@ -84,11 +84,11 @@ def test_decontaminator_matches_in_another_process():
 def test_near_duplicate_names_the_earliest_kept_pair(tmp_path):
     """A pair sharing LSH bands with two kept pairs names the earlier one (not whichever a set yields first)."""
     threshold, perm = 0.3, 64
-    lsh = near_dup_index(threshold, perm)
+    ranges = lsh_ranges(threshold, perm)
 
     def bands(rec):
         values = minhash_signatures([words(pair_full_text(rec))], perm)[0]
-        return {(i, values[s:e].tobytes()) for i, (s, e) in enumerate(lsh.hashranges)}
+        return {(i, values[s:e].tobytes()) for i, (s, e) in enumerate(ranges)}
 
     records, expected = [], {}
     for t in range(40):  # c's words are a's then b's: about half of c's shingles are a's, half b's

@@ -27,7 +27,7 @@ def curate_group():
 @click.option("--no-decontaminate", is_flag=True, help="Skip the 13-gram decontamination.")
 @click.option("--ngram", default=13, show_default=True, help="n of the shared n-gram that marks contamination.")
 @click.option("--near-dup/--no-near-dup", default=False, show_default=True, help="MinHash LSH near-duplicate removal.")
-@click.option("--near-dup-threshold", default=0.9, show_default=True, help="Jaccard threshold of near duplicates.")
+@click.option("--near-dup-threshold", default=0.9, show_default=True, help="Jaccard threshold of near duplicates (0 to 1).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output pool.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes that tokenise, decontaminate and hash ahead of the main one (--engine local; 0: none). "
@@ -36,6 +36,8 @@ def curate_group():
 def prep_cmd(pool, out, data_dir, extra, no_decontaminate, ngram, near_dup, near_dup_threshold, overwrite, workers, engine):
     from .prep import prep
 
+    if not 0.0 <= near_dup_threshold <= 1.0:  # NaN too
+        raise click.BadParameter(f"{near_dup_threshold} is not a Jaccard similarity (0 to 1)", param_hint="--near-dup-threshold")
     cluster = click.get_current_context().with_resource(engine_session(engine))  # None: prep in this process
     rep = prep(pool, out, data_dir=data_dir, extra_prompts=extra, decontaminate=not no_decontaminate, ngram=ngram,
                near_dup=near_dup, near_dup_threshold=near_dup_threshold, overwrite=overwrite, engine=cluster,

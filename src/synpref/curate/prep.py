@@ -16,10 +16,12 @@ Steps, in order, for each record streamed from the input pool:
 5. ``near_duplicate`` (optional): MinHash LSH over word 5-gram shingles of the whole
    pair, Jaccard >= ``near_dup_threshold`` with a kept pair. The MinHash scheme is
    synpref's own and pinned (``MINHASH_SCHEME``, "synpref-1"; :func:`shingle_hashes`,
-   :func:`minhash_permutations`, :func:`minhash_signatures`): it does not change with
-   datasketch's version (datasketch only gives the LSH bands for the threshold). Signatures
-   changed with it: earlier preps computed datasketch's default MinHash (SHA-1 of each
-   shingle), so a few near-duplicate decisions differ from theirs.
+   :func:`minhash_permutations`, :func:`minhash_signatures`), and so is the band layout for the
+   threshold (:func:`lsh_bands`: the (bands, rows) of least 0.5 false-positive + 0.5
+   false-negative area, integrated exactly by Gauss-Legendre quadrature; the choice datasketch's
+   ``MinHashLSH`` makes, which a test checks): neither changes with datasketch's version, and prep
+   does not import datasketch. Signatures changed with the scheme: earlier preps computed
+   datasketch's default MinHash (SHA-1 of each shingle), so a few near-duplicate decisions differ from theirs.
 
 Memory: records stream through in batches; the exact-duplicate id set is on disk
 (SQLite); the benchmark n-gram set is proportional to the benchmarks (not the
@@ -406,6 +408,18 @@ def removed_row_line(row: dict, reason: str, detail=None) -> str:
     return json.dumps({"reason": reason, "detail": detail, "id": row["id"], "record": row}, ensure_ascii=False) + "\n"
 
 
+def removed_rows_bytes(rows: pa.RecordBatch, reasons: list[str], details: list) -> bytes:
+    """:func:`removed_row_line` of every row of ``rows`` (pool rows, as read), joined: the same bytes,
+    computed column by column (:func:`synpref.curate.json_arrow.json_values`)."""
+    from .json_arrow import join_strings, json_rows, json_values
+    from .tokens import string_bytes
+
+    lines = join_strings('{"reason": ', json_values(pa.array(reasons, pa.large_string())), ', "detail": ',
+                         json_values(pa.array(details, pa.large_string())), ', "id": ', json_values(rows.column("id")),
+                         ', "record": ', json_rows(rows), "}\n")
+    return string_bytes(lines)[0].tobytes()
+
+
 # -- near duplicates: synpref's own MinHash scheme, computed for many shingles at once ---------------------
 SHINGLE = 5  # words per shingle
 # The MinHash scheme is synpref's and pinned (it does not follow datasketch's version): a change to any
@@ -539,12 +553,44 @@ def minhash_signatures(token_lists, num_perm: int, *, chunk: int = 1 << 13):
     return out
 
 
-def near_dup_index(threshold: float, num_perm: int):
-    """datasketch's LSH for ``threshold``: its ``hashranges`` are the bands; two pairs are near
-    duplicates when one of their bands is equal in both."""
-    from datasketch import MinHashLSH
+LSH_WEIGHTS = (0.5, 0.5)  # of the false-positive and false-negative areas in lsh_bands' error
 
-    return MinHashLSH(threshold=threshold, num_perm=num_perm)
+
+@functools.lru_cache(maxsize=16)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) of the LSH for Jaccard ``threshold`` over ``num_perm`` permutations, pinned in
+    synpref (the standard MinHash-LSH choice): two texts of Jaccard s share one of b bands of r
+    rows with probability P(s) = 1 - (1 - s**r)**b; the pick is the (b, r), b * r <= num_perm,
+    of least 0.5 * (false-positive area, the integral of P over [0, threshold]) + 0.5 *
+    (false-negative area, of 1 - P over [threshold, 1]); the first in (b, r) order on a tie.
+
+    P is a polynomial of degree b * r <= num_perm, so Gauss-Legendre quadrature with
+    num_perm // 2 + 1 nodes on each side of the threshold integrates it exactly (up to rounding)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"near_dup_threshold {threshold}: a Jaccard similarity is in [0, 1]")
+    if num_perm < 1:
+        raise ValueError(f"num_perm {num_perm}: MinHash needs at least one permutation")
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+    x, w = (x + 1) / 2, w / 2  # on [0, 1]
+    b = np.repeat(np.arange(1, num_perm + 1), num_perm // np.arange(1, num_perm + 1))
+    r = np.concatenate([np.arange(1, num_perm // k + 1) for k in range(1, num_perm + 1)])
+    error = np.zeros(len(b))
+    for lo, hi, weight, miss in ((0.0, threshold, LSH_WEIGHTS[0], False), (threshold, 1.0, LSH_WEIGHTS[1], True)):
+        s = lo + (hi - lo) * x
+        for c in range(0, len(b), 4096):  # bounded temporaries: 4096 x nodes
+            with np.errstate(divide="ignore"):  # s == 1 (a threshold of 1): log 0 = -inf, and P = 1 exactly
+                log_none = b[c : c + 4096, None] * np.log1p(-s[None, :] ** r[c : c + 4096, None])  # log (1 - s**r)**b
+            p = np.exp(log_none) if miss else -np.expm1(log_none)  # 1 - P or P
+            error[c : c + 4096] += weight * (hi - lo) * (p @ w)
+    k = int(np.argmin(error))  # the first least: b ascending, then r
+    return int(b[k]), int(r[k])
+
+
+def lsh_ranges(threshold: float, num_perm: int) -> list[tuple[int, int]]:
+    """The LSH bands as (start, end) slices of a signature (:func:`lsh_bands`); two pairs are near
+    duplicates when one of their bands is equal in both."""
+    bands, rows = lsh_bands(threshold, num_perm)
+    return [(i * rows, (i + 1) * rows) for i in range(bands)]
 
 
 def band_keys(signatures, ranges, seed: int):
@@ -576,7 +622,7 @@ class NearDuplicates:
 
     def __init__(self, threshold: float, num_perm: int):
         self.num_perm = num_perm
-        self.ranges = near_dup_index(threshold, num_perm).hashranges
+        self.ranges = lsh_ranges(threshold, num_perm)
         self.runs: list[tuple] = []  # (k1 sorted, k2, kept order)
         self.id_chunks: list = []  # kept ids, in kept order, one array per batch
         self.chunk_starts: list[int] = []
@@ -712,7 +758,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
         executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(features,))
     seen = _SeenIds(out_dir)
     writer = PoolWriter(out_dir)
-    removed = open(out_dir / REMOVED, "w", encoding="utf-8")
+    removed = open(out_dir / REMOVED, "wb")
     from ..progress import progress as progress_bar
 
     bar = progress_bar(total=count_pool(pool), desc="prep", unit="record", enabled=progress)
@@ -756,7 +802,7 @@ def _clean_locally(pool, out_dir: Path, deco, near_dup: bool, near_dup_threshold
             else:
                 writer.write(item)
             counts["kept"] += reason is None
-        removed.writelines(batch.removed_lines(lines))
+        removed.write(batch.removed_bytes(lines))
         if kept_rows:
             writer.write_table(batch.rows.take(pa.array(kept_rows, pa.int64())))
 
@@ -789,6 +835,8 @@ def prep(pool, out_dir, *, data_dir=None, benches=BENCHMARK_ORDER, extra_prompts
     """
 
     pool_files(pool)  # a missing or empty input pool fails here, before anything is written
+    if near_dup:
+        lsh_bands(near_dup_threshold, num_perm)  # and so does a threshold out of [0, 1]
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.glob("part-*.parquet")):
         if not overwrite:

@@ -32,14 +32,18 @@ class PairBatch:
     segments: tuple | None = None  # (strings, text of each, texts) of every pair, in ids order
     read: int = 0
 
-    def removed_lines(self, removed: list) -> list[str]:
-        """The removed.jsonl lines of (item, reason, detail) in order (a trusted row is its record's row as it is)."""
-        from .prep import removed_line, removed_row_line
+    def removed_bytes(self, removed: list) -> bytes:
+        """The removed.jsonl lines of (item, reason, detail) in order, UTF-8 (a trusted row is its
+        record's row as it is; rows only, of synpref's column types, are written column by column)."""
+        from .prep import removed_line, removed_row_line, removed_rows_bytes
 
+        if removed and all(isinstance(item, int) for item, _, _ in removed) and self.rows.schema.equals(RECORD_SCHEMA):
+            rows = self.rows.take(pa.array([item for item, _, _ in removed], pa.int64()))
+            return removed_rows_bytes(rows, [reason for _, reason, _ in removed], [detail for _, _, detail in removed])
         at = [item for item, _, _ in removed if isinstance(item, int)]
         rows = iter(self.rows.take(pa.array(at, pa.int64())).to_pylist() if at else [])
-        return [removed_row_line(next(rows), reason, detail) if isinstance(item, int) else removed_line(item, reason, detail)
-                for item, reason, detail in removed]
+        return "".join(removed_row_line(next(rows), reason, detail) if isinstance(item, int) else removed_line(item, reason, detail)
+                       for item, reason, detail in removed).encode()
 
     def texts(self, which) -> tuple:
         """The segments (strings, text of each, number of texts) of the pairs ``which`` (ascending pair numbers)."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 _WORD = re.compile(r"\w+")
 _PIECE = re.compile(r"\w+|\n")  # the words of pieces joined by new lines, and the new lines
-def _bytes_of(strings: pa.Array):
+def string_bytes(strings: pa.Array):
     """(the UTF-8 bytes of all strings, one uint8 array; each string's start in it, and the end)."""
     strings = strings.cast(pa.large_string())
     n = len(strings)
@@ -31,7 +31,7 @@ def tokenize(strings: pa.Array, text_of=None, n_texts: int | None = None):
     """(tokens, counts): every token of ``strings`` in order (a large_string array) and the
     tokens per text. ``text_of``: the text each string belongs to, non-decreasing (None: one text
     per string); a text's strings are read as if joined by white space."""
-    b, starts = _bytes_of(strings)
+    b, starts = string_bytes(strings)
     n = len(b)
     text_of = np.arange(len(strings)) if text_of is None else np.asarray(text_of, dtype=np.int64)
     n_texts = len(strings) if n_texts is None else n_texts

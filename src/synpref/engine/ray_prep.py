@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..curate.prep import REMOVED, has_empty_response, minhash_signatures, near_dup_index, pair_full_text, removed_line, words
+from ..curate.prep import REMOVED, has_empty_response, lsh_ranges, minhash_signatures, pair_full_text, removed_line, words
 from ..schema import expand_to_pairs
 from ..store.pool import PoolWriter, pool_files, row_to_record
 from .ray_cluster import RayCluster
@@ -104,7 +104,7 @@ class PairFeatures:
         import ray
 
         self.deco = ray.get(deco_ref[0]) if deco_ref else None
-        self.ranges = near_dup_index(threshold, num_perm).hashranges if near_dup else None
+        self.ranges = lsh_ranges(threshold, num_perm) if near_dup else None
         self.num_perm = num_perm
 
     def __call__(self, batch: dict) -> pa.Table:
