@@ -116,3 +116,72 @@ def test_actor_plan_from_cluster_resources():
     assert plan_actors({"CPU": 64, "GPU": 8}, device="cpu") == ActorPlan(16, 4.0, 0)  # --device cpu: CPU actors
     assert plan_actors({"CPU": 2}) == ActorPlan(1, 2.0, 0) and plan_actors({"CPU": 2}).threads == 2
     assert plan_actors({"CPU": 2}, actors=4) == ActorPlan(4, 0.5, 0) and plan_actors({"CPU": 2}, actors=4).threads == 1
+
+
+def test_remote_cache_groups_concurrent_lookups_and_writes_and_commits_before_returning(tmp_path):
+    """The Ray engine's RemoteCache: concurrent calls reach the cache actor together, each gets its own
+    answer, a failed send fails its callers only, and a write is committed when it returns."""
+    import asyncio
+
+    from synpref.engine.ray_curate import CacheActor, RemoteCache
+    from synpref.llm import LLMCache
+
+    sends = []
+
+    class Method:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, arg):
+            sends.append((self.fn.__name__, len(arg)))
+
+            async def answer():
+                await asyncio.sleep(0.01)
+                return self.fn(arg)
+            return answer()
+
+    class FakeActor:  # the actor's methods, awaited as Ray's ObjectRefs are
+        def __init__(self, real):
+            self.get_many, self.put_many = Method(real.get_many), Method(real.put_many)
+
+    path = tmp_path / "cache.sqlite"
+    cache = RemoteCache(FakeActor(CacheActor(str(path))))
+
+    async def run():
+        await asyncio.gather(*(cache.aput(f"k{i}", "m", f"text {i}", i, 1) for i in range(50)))
+        assert LLMCache(path).get("k49") == {"text": "text 49", "prompt_tokens": 49, "completion_tokens": 1}  # committed
+        got = await asyncio.gather(*(cache.aget(k) for k in ["k3", "missing", "k3", "k0"]))
+        assert [g and g["text"] for g in got] == ["text 3", None, "text 3", "text 0"]
+
+    asyncio.run(run())
+    assert sends == [("put_many", 50), ("get_many", 4)]  # one round trip per group of concurrent calls
+
+    def broken(keys):
+        raise OSError("disk gone")
+
+    failing = RemoteCache(FakeActor(CacheActor(str(path))))
+    failing.actor.get_many = Method(broken)
+
+    async def fails():
+        with pytest.raises(OSError, match="disk gone"):
+            await failing.aget("k1")
+        assert (await cache.aget("k1"))["text"] == "text 1"  # another cache is unaffected, and so is a later call
+        failing.actor.get_many = Method(CacheActor(str(path)).get_many)
+        assert (await failing.aget("k2"))["text"] == "text 2"
+
+    asyncio.run(fails())
+
+    async def again():
+        return await cache.aget("k5")
+
+    assert asyncio.run(again())["text"] == "text 5"  # a third event loop, the same RemoteCache
+
+
+def test_cache_get_many_matches_get_and_put_many_commits(tmp_path):
+    from synpref.llm import LLMCache
+
+    c = LLMCache(tmp_path / "c.sqlite")
+    c.put_many([(f"k{i}", "m", f"t{i}", i, 2 * i) for i in range(1200)])
+    keys = [f"k{i}" for i in range(0, 1300, 7)] + ["k7", "nope"]
+    assert c.get_many(keys) == [c.get(k) for k in keys]
+    assert LLMCache(tmp_path / "c.sqlite").totals()["calls"] == 1200

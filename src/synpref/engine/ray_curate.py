@@ -170,24 +170,82 @@ class CacheActor:
 
         self.cache = LLMCache(path)
 
-    def get(self, key: str):
-        return self.cache.get(key)
+    def get_many(self, keys: list[str]) -> list:
+        return self.cache.get_many(keys)
 
-    def put(self, key: str, model: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        self.cache.put(key, model, text, prompt_tokens, completion_tokens)
+    def put_many(self, rows: list[tuple]) -> None:
+        self.cache.put_many(rows)
+
+
+class _Coalesced:
+    """Calls of one argument, awaited one by one, sent to ``send`` (a list of arguments -> a list of
+    results) together: those made while a send is in flight go in the next one. Each caller gets
+    its own result, or the send's exception, when the send that carried its argument returns."""
+
+    def __init__(self, send: Callable):
+        self.send = send
+        self.pending: list = []
+        self.flushing = False
+        self.loop = None
+
+    async def __call__(self, arg):
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self.flushing and self.loop is not loop:  # a send left behind by a closed loop: start afresh
+            self.pending, self.flushing = [], False
+        fut = loop.create_future()
+        self.pending.append((arg, fut))
+        if not self.flushing:
+            self.loop = loop
+            self.flushing = True
+            asyncio.ensure_future(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        import asyncio
+
+        try:
+            await asyncio.sleep(0)  # the other calls of this turn of the loop join the first send
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    results = await self.send([a for a, _ in batch])
+                except BaseException as e:  # noqa: BLE001 - handed to every caller of this send
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(e)
+                    continue
+                for (_, fut), result in zip(batch, results):
+                    if not fut.done():  # a cancelled caller
+                        fut.set_result(result)
+        finally:
+            self.flushing = False
 
 
 class RemoteCache:
-    """The cache interface :class:`synpref.llm.LLMClient` uses, answered by the :class:`CacheActor` (awaited)."""
+    """The cache interface :class:`synpref.llm.LLMClient` uses, answered by the :class:`CacheActor` (awaited).
+    Lookups and writes made at the same time travel to the actor together (one round trip per group,
+    not per call); a write still returns only once its answer is committed, so a killed run repays
+    only the calls in flight."""
 
     def __init__(self, actor):
         self.actor = actor
+        self._get = _Coalesced(self._get_many)
+        self._put = _Coalesced(self._put_many)
+
+    async def _get_many(self, keys: list[str]) -> list:
+        return await self.actor.get_many.remote(keys)
+
+    async def _put_many(self, rows: list[tuple]) -> list:
+        await self.actor.put_many.remote(rows)
+        return [None] * len(rows)
 
     async def aget(self, key: str):
-        return await self.actor.get.remote(key)
+        return await self._get(key)
 
     async def aput(self, key: str, model: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        await self.actor.put.remote(key, model, text, prompt_tokens, completion_tokens)
+        await self._put((key, model, text, prompt_tokens, completion_tokens))
 
 
 class LLMWorker:

@@ -58,6 +58,26 @@ class LLMCache:
                             (key, model, text, prompt_tokens, completion_tokens, time.time()))
             self.db.commit()
 
+    def get_many(self, keys: list[str]) -> list[dict | None]:
+        """:meth:`get` of each key, in one query per 500 keys (a remote cache's batched lookup)."""
+        found = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                part = list(dict.fromkeys(keys[i : i + 500]))
+                marks = ",".join("?" * len(part))
+                for key, text, pt, ct in self.db.execute(
+                        f"SELECT key, text, prompt_tokens, completion_tokens FROM calls WHERE key IN ({marks})", part):
+                    found[key] = {"text": text, "prompt_tokens": pt, "completion_tokens": ct}
+        return [found.get(k) for k in keys]
+
+    def put_many(self, rows: list[tuple[str, str, str, int, int]]) -> None:
+        """:meth:`put` of each (key, model, text, prompt_tokens, completion_tokens), committed together
+        before returning: every answer written is in the cache once this returns."""
+        now = time.time()
+        with self._lock:
+            self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?)", [(*r, now) for r in rows])
+            self.db.commit()
+
     # The client's interface (awaited, so a remote cache such as the Ray engine's answers the same calls).
     async def aget(self, key: str) -> dict | None:
         return self.get(key)
