@@ -238,6 +238,7 @@ class _Run:
 
     def accept(self, counts: _Counts, rec: Record) -> None:
         self._bump(counts, "read")
+        _ = rec.id  # the content id now, while its normalised texts are fresh (schema._norm_text)
         self.pending.append((rec, counts))
         if len(self.pending) >= _BATCH:
             self.flush()

@@ -237,7 +237,16 @@ def validate(rec: Record, *, allow_degenerate: bool = False) -> Record:
 
 # -- content id -------------------------------------------------------------
 def _norm_text(s: str) -> str:
+    return _norm_recent(s) if len(s) <= 100_000 else _normalised(s)
+
+
+def _normalised(s: str) -> str:
     return " ".join(unicodedata.normalize("NFC", s).split())
+
+
+# A freshly read record's texts are normalised three times (validate() by its format, by ingest, then
+# its id): the last 64 texts are remembered (at most ~50 MB however long they are).
+_norm_recent = functools.lru_cache(maxsize=64)(_normalised)
 
 
 def _norm_conv(conv: Iterable[Message]) -> list[list[str]]:
