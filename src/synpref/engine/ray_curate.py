@@ -28,6 +28,7 @@ and the seconds the driver waited for them (``summary.json``'s ``engine``).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import socket
@@ -189,8 +190,6 @@ class _Coalesced:
         self.loop = None
 
     async def __call__(self, arg):
-        import asyncio
-
         loop = asyncio.get_running_loop()
         if self.flushing and self.loop is not loop:  # a send left behind by a closed loop: start afresh
             self.pending, self.flushing = [], False
@@ -203,15 +202,18 @@ class _Coalesced:
         return await fut
 
     async def _flush(self) -> None:
-        import asyncio
-
         try:
             await asyncio.sleep(0)  # the other calls of this turn of the loop join the first send
             while self.pending:
                 batch, self.pending = self.pending, []
                 try:
                     results = await self.send([a for a, _ in batch])
-                except BaseException as e:  # noqa: BLE001 - handed to every caller of this send
+                except asyncio.CancelledError:  # the loop is closing: so are its callers
+                    for _, fut in batch + self.pending:
+                        fut.cancel()
+                    self.pending = []
+                    raise
+                except Exception as e:  # noqa: BLE001 - handed to every caller of this send
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(e)
